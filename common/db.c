@@ -1,0 +1,111 @@
+/* libpq wrapper. */
+#include "db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+PGconn *db_connect(const char *url, struct ss_error *err)
+{
+        PGconn *conn = PQconnectdb(url ? url : "");
+        if (conn == NULL) {
+                ss_error_set(err, SS_ERR_NOMEM, "out of memory");
+                return NULL;
+        }
+        if (PQstatus(conn) != CONNECTION_OK) {
+                const char *m = PQerrorMessage(conn);
+                ss_error_set(err, SS_ERR_DB, "cannot connect: %.*s",
+                             (int)strcspn(m, "\n"), m);
+                PQfinish(conn);
+                return NULL;
+        }
+        PGresult *r = PQexec(conn, "SET TIME ZONE 'UTC'");
+        PQclear(r);
+        return conn;
+}
+
+PGresult *db_query(PGconn *conn, const char *sql, int n,
+                   const char *const *params, struct ss_error *err,
+                   char *sqlstate)
+{
+        PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL,
+                                     0);
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+                if (sqlstate)
+                        sqlstate[0] = '\0';
+                return res;
+        }
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
+                                : NULL;
+        const char *m = res ? PQresultErrorField(res,
+                                                 PG_DIAG_MESSAGE_PRIMARY)
+                            : NULL;
+        if (m == NULL)
+                m = PQerrorMessage(conn);
+        if (sqlstate)
+                snprintf(sqlstate, 6, "%s", state ? state : "");
+        ss_error_set(err, SS_ERR_DB, "%s: %.*s", state ? state : "08000",
+                     (int)strcspn(m, "\n"), m);
+        PQclear(res);
+        return NULL;
+}
+
+enum ss_err db_exec(PGconn *conn, const char *sql, int n,
+                    const char *const *params, struct ss_error *err)
+{
+        PGresult *res = db_query(conn, sql, n, params, err, NULL);
+        if (res == NULL)
+                return SS_ERR_DB;
+        PQclear(res);
+        return SS_OK;
+}
+
+enum ss_err db_begin(PGconn *conn, struct ss_error *err)
+{
+        return db_exec(conn, "BEGIN", 0, NULL, err);
+}
+
+enum ss_err db_commit(PGconn *conn, struct ss_error *err)
+{
+        return db_exec(conn, "COMMIT", 0, NULL, err);
+}
+
+void db_rollback(PGconn *conn)
+{
+        if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+                PGresult *r = PQexec(conn, "ROLLBACK");
+                PQclear(r);
+        }
+}
+
+bool db_ensure(PGconn *conn)
+{
+        if (PQstatus(conn) == CONNECTION_OK)
+                return true;
+        PQreset(conn);
+        if (PQstatus(conn) != CONNECTION_OK)
+                return false;
+        PGresult *r = PQexec(conn, "SET TIME ZONE 'UTC'");
+        PQclear(r);
+        return true;
+}
+
+const char *db_val(const PGresult *res, int row, int col)
+{
+        if (PQgetisnull(res, row, col))
+                return NULL;
+        return PQgetvalue(res, row, col);
+}
+
+long long db_ll(const PGresult *res, int row, int col, long long dflt)
+{
+        const char *v = db_val(res, row, col);
+        return v ? strtoll(v, NULL, 10) : dflt;
+}
+
+bool db_bool(const PGresult *res, int row, int col)
+{
+        const char *v = db_val(res, row, col);
+        return v && v[0] == 't';
+}
