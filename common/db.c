@@ -109,3 +109,43 @@ bool db_bool(const PGresult *res, int row, int col)
         const char *v = db_val(res, row, col);
         return v && v[0] == 't';
 }
+
+/* Elements are separated by commas; the buffer's last byte tells whether
+ * this is the first element. */
+static void array_sep(struct buf *b)
+{
+        if (b->len > 0 && b->data[b->len - 1] != '{')
+                buf_putc(b, ',');
+}
+
+void db_array_begin(struct buf *b)
+{
+        buf_putc(b, '{');
+}
+
+void db_array_text(struct buf *b, const char *s)
+{
+        array_sep(b);
+        if (s == NULL) {
+                buf_puts(b, "NULL");
+                return;
+        }
+        buf_putc(b, '"');
+        for (; *s; s++) {
+                if (*s == '"' || *s == '\\')
+                        buf_putc(b, '\\');
+                buf_putc(b, *s);
+        }
+        buf_putc(b, '"');
+}
+
+void db_array_ll(struct buf *b, long long v)
+{
+        array_sep(b);
+        buf_printf(b, "%lld", v);
+}
+
+void db_array_end(struct buf *b)
+{
+        buf_putc(b, '}');
+}

@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+#include "buf.h"
 #include "err.h"
 
 /* Returns a new connection (close with PQfinish), or NULL with err set.
@@ -37,5 +38,12 @@ bool db_ensure(PGconn *conn);
 const char *db_val(const PGresult *res, int row, int col); /* NULL if NULL */
 long long db_ll(const PGresult *res, int row, int col, long long dflt);
 bool db_bool(const PGresult *res, int row, int col);
+
+/* Builders for PostgreSQL array literals ('{"a","b"}'), so a whole batch
+ * goes to the server as one parameter (INSERT ... SELECT FROM unnest()). */
+void db_array_begin(struct buf *b);
+void db_array_text(struct buf *b, const char *s); /* NULL -> NULL */
+void db_array_ll(struct buf *b, long long v);
+void db_array_end(struct buf *b);
 
 #endif
