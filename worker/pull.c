@@ -1,0 +1,218 @@
+/* Pull: the store's levels become the warehouse's on-hand at the
+ * integration's pull location, one `ecommerce_pull` movement per change. */
+#include <limits.h>
+#include <stdlib.h>
+
+#include "../common/db.h"
+#include "../common/log.h"
+#include "status.h"
+#include "sync.h"
+
+enum ss_err sync_read_store(struct sync_ctx *ctx, const struct unit_rows *units,
+                            struct store_levels *levels, struct ss_error *err)
+{
+        if (ctx->req->unit_id == 0)
+                return ctx->ops->list_levels(ctx->adapter, NULL, 0, levels,
+                                             err);
+        /* One unit: ask for its SKU only (units holds just that unit). */
+        const char *sku = units->n ? units->v[0].sku : "";
+        return ctx->ops->list_levels(ctx->adapter, &sku, 1, levels, err);
+}
+
+enum ss_err sync_match(struct sync_ctx *ctx, const struct unit_rows *units,
+                       const struct store_levels *levels,
+                       struct match_result *m, struct ss_error *err)
+{
+        const char **skus = calloc(units->n + 1, sizeof(*skus));
+        if (skus == NULL)
+                return ss_error_set(err, SS_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < units->n; i++)
+                skus[i] = units->v[i].sku;
+        enum ss_err rc = match_skus(skus, units->n, levels,
+                                    ctx->integ->case_insensitive, m);
+        free(skus);
+        if (rc != SS_OK)
+                return ss_error_set(err, rc, "out of memory matching SKUs");
+        return SS_OK;
+}
+
+void sync_report_matching(struct sync_ctx *ctx, const struct unit_rows *units,
+                          const struct store_levels *levels,
+                          const struct match_result *m)
+{
+        struct report *rep = ctx->rep;
+        for (size_t l = 0; l < levels->n; l++) {
+                const struct store_level *lv = &levels->v[l];
+                long u = m->unit_of_level[l];
+                if (u == MATCH_AMBIGUOUS) {
+                        report_item(rep, RL_DUPLICATED_ON_STORE, lv->sku,
+                                    ss_err_name(SS_ERR_AMBIGUOUS_SKU),
+                                    "the store lists this SKU on more than "
+                                    "one item; none of them is synced",
+                                    LLONG_MIN, LLONG_MIN, NULL);
+                } else if (u == MATCH_NONE) {
+                        long near = m->near_unit[l];
+                        report_item(rep, RL_UNMATCHED_STORE, lv->sku,
+                                    ss_err_name(SS_ERR_UNMATCHED), NULL,
+                                    LLONG_MIN, LLONG_MIN,
+                                    near >= 0 ? units->v[near].sku : NULL);
+                }
+        }
+        for (size_t u = 0; u < units->n; u++)
+                if (m->level_of_unit[u] == MATCH_NONE)
+                        report_item(rep, RL_UNMATCHED_WAREHOUSE,
+                                    units->v[u].sku,
+                                    ss_err_name(SS_ERR_UNMATCHED), NULL,
+                                    LLONG_MIN, LLONG_MIN, NULL);
+}
+
+/* Decides, per matched unit, whether its store level can be pulled. */
+static size_t plan_pull(struct sync_ctx *ctx, const struct unit_rows *units,
+                        const struct store_levels *levels,
+                        const struct match_result *m, struct pull_item *items)
+{
+        struct report *rep = ctx->rep;
+        size_t n = 0;
+        for (size_t u = 0; u < units->n; u++) {
+                long l = m->level_of_unit[u];
+                if (l < 0)
+                        continue;
+                const struct unit_row *ur = &units->v[u];
+                const struct store_level *lv = &levels->v[l];
+                enum ss_err why = SS_OK;
+                if (ur->discontinued)
+                        why = SS_ERR_DISCONTINUED;
+                else if (!lv->tracked)
+                        why = SS_ERR_NOT_TRACKED;
+                else if (!lv->qty_known)
+                        why = SS_ERR_QTY_UNKNOWN;
+                if (why != SS_OK) {
+                        /* Unknown is not zero: such items stay as they are. */
+                        rep->skipped++;
+                        report_item(rep, RL_SKIPPED, ur->sku, ss_err_name(why),
+                                    NULL, ur->at_location, LLONG_MIN, NULL);
+                        continue;
+                }
+                if (lv->qty < 0) {
+                        rep->failed++;
+                        report_item(rep, RL_FAILED, ur->sku,
+                                    ss_err_name(SS_ERR_NEGATIVE_STOCK),
+                                    "the store's level is negative (oversold); "
+                                    "warehouse stock cannot be",
+                                    ur->at_location, lv->qty, NULL);
+                        continue;
+                }
+                items[n++] = (struct pull_item){ .unit_id = ur->id,
+                                                 .sku = ur->sku,
+                                                 .target = lv->qty };
+        }
+        return n;
+}
+
+static void tally(struct report *rep, const struct pull_item *items, size_t n,
+                  bool dry_run, const struct unit_rows *units)
+{
+        for (size_t i = 0; i < n; i++) {
+                const struct pull_item *it = &items[i];
+                if (dry_run) {
+                        /* No lock was taken: compare with what was read. */
+                        long long before = 0;
+                        for (size_t u = 0; u < units->n; u++)
+                                if (units->v[u].id == it->unit_id)
+                                        before = units->v[u].at_location;
+                        if (before == it->target) {
+                                rep->unchanged++;
+                        } else {
+                                rep->changed++;
+                                report_item(rep, RL_PLANNED, it->sku, NULL,
+                                            NULL, before, it->target, NULL);
+                        }
+                } else if (it->result != SS_OK) {
+                        rep->failed++;
+                        report_item(rep, RL_FAILED, it->sku,
+                                    ss_err_name(it->result),
+                                    "tracked serial/batch/lot stock at the "
+                                    "pull location exceeds the store level",
+                                    it->before, it->target, NULL);
+                } else if (it->changed) {
+                        rep->changed++;
+                        report_item(rep, RL_CHANGED, it->sku, NULL, NULL,
+                                    it->before, it->target, NULL);
+                } else {
+                        rep->unchanged++;
+                }
+        }
+}
+
+enum ss_err sync_pull(struct sync_ctx *ctx, struct ss_error *err)
+{
+        const struct sync_request *req = ctx->req;
+        const struct integration *it = ctx->integ;
+        struct report *rep = ctx->rep;
+        struct unit_rows units = { 0 };
+        struct store_levels levels = { 0 };
+        struct match_result m = { 0 };
+        struct pull_item *items = NULL;
+        size_t n = 0;
+        enum ss_err rc;
+
+        rc = ledger_load_units(ctx->conn, it->client_id, req->unit_id,
+                               it->pull_location_id, &units, err);
+        if (rc != SS_OK)
+                goto out;
+
+        struct ss_error serr = { 0 };
+        if (sync_read_store(ctx, &units, &levels, &serr) != SS_OK) {
+                rep->state = "failed";
+                rep->error = serr;
+                goto finish;
+        }
+        rep->seen = (long long)levels.n;
+        rc = sync_match(ctx, &units, &levels, &m, err);
+        if (rc != SS_OK)
+                goto out;
+        sync_report_matching(ctx, &units, &levels, &m);
+
+        items = calloc(units.n + 1, sizeof(*items));
+        if (items == NULL) {
+                rc = ss_error_set(err, SS_ERR_NOMEM, "out of memory");
+                goto out;
+        }
+        n = plan_pull(ctx, &units, &levels, &m, items);
+        if (!it->store_is_master)
+                report_note(rep, "the warehouse is the stock master: this "
+                                 "pull overrode warehouse levels with the "
+                                 "store's");
+        rc = status_progress(ctx->conn, req, 0, (long long)n, err);
+        if (rc != SS_OK)
+                goto out;
+
+finish:
+        rc = db_begin(ctx->conn, err);
+        if (rc != SS_OK)
+                goto out;
+        if (items != NULL && !req->options.dry_run)
+                rc = ledger_apply_pull(ctx->conn, it->id, it->pull_location_id,
+                                       req->request_id, items, n, err);
+        if (items != NULL && rc == SS_OK) {
+                tally(rep, items, n, req->options.dry_run, &units);
+                if (req->options.dry_run)
+                        report_extra(rep, "dry_run", "true");
+                if (rep->failed > 0)
+                        rep->state = rep->changed + rep->unchanged > 0
+                                             ? "partial"
+                                             : "failed";
+        }
+        if (rc == SS_OK)
+                rc = status_finish(ctx->conn, req, rep, err);
+        if (rc == SS_OK)
+                rc = db_commit(ctx->conn, err);
+        if (rc != SS_OK)
+                db_rollback(ctx->conn);
+out:
+        free(items);
+        match_result_free(&m);
+        store_levels_free(&levels);
+        unit_rows_free(&units);
+        return rc == SS_OK ? SS_OK : SS_ERR_DB;
+}
