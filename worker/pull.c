@@ -98,7 +98,7 @@ static size_t plan_pull(struct sync_ctx *ctx, const struct unit_rows *units,
                         report_item(rep, RL_FAILED, ur->sku,
                                     ss_err_name(SS_ERR_NEGATIVE_STOCK),
                                     "the store's level is negative (oversold); "
-                                    "warehouse stock cannot be",
+                                    "warehouse stock cannot go below 0",
                                     ur->at_location, lv->qty, NULL);
                         continue;
                 }
