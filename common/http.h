@@ -41,6 +41,10 @@ struct http_request {
          * first attempt may have reached the store (absolute writes,
          * reads, writes with an idempotency key). */
         bool idempotent;
+        /* Response header giving, in milliseconds, the wait before a 429
+         * may be sent again when it carries no Retry-After (BigCommerce's
+         * X-Rate-Limit-Time-Reset-Ms); NULL for none. */
+        const char *wait_ms_header;
 };
 
 struct http_response {
@@ -84,6 +88,10 @@ const struct http_policy *http_client_policy(const struct http_client *c);
 /* Replaces sleeping (tests): fn(arg, ms) is called instead of nanosleep. */
 void http_client_set_sleep(struct http_client *c,
                            void (*fn)(void *arg, unsigned ms), void *arg);
+
+/* Waits ms through the client's sleep function and counts it in waited_ms:
+ * for adapters that pace themselves by a budget the store reports. */
+void http_client_sleep(struct http_client *c, unsigned ms);
 
 /* One exchange, no retry. SS_OK means a response arrived, whatever its
  * status (resp is reset first). SS_ERR_HTTP / SS_ERR_TIMEOUT on transport
