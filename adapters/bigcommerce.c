@@ -992,9 +992,20 @@ static enum ss_err send_items(struct adapter *a,
                 goto out;
         }
         size_t marked = mark_named(w, idx, n, &resp, named);
+        char title[160];
+        problem_title(&resp, title, sizeof(title));
+        struct log_line l;
+        log_begin(&l, LOG_WARN, "bc_adjustment_refused");
+        log_kvi(&l, "items", (long long)n);
+        log_kvi(&l, "named", (long long)marked);
+        log_kv(&l, "title", title);
+        log_end(&l);
+        if (marked == 0 && strcasestr(title, "location") != NULL) {
+                /* A refused location sinks every item at it alike:
+                 * splitting would only repeat the refusal. */
+                goto out;
+        }
         if (n == 1 && marked == 0) {
-                char title[160];
-                problem_title(&resp, title, sizeof(title));
                 item_refused(&w[idx[0]],
                              title[0] ? title : "refused by the store");
                 rc = SS_OK;

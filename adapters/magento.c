@@ -454,7 +454,8 @@ list_item(void *arg, const struct source_item *it, struct ss_error *err)
 
         /* MySQL compares SKUs without case, so a filtered read may return
          * "abc" for "ABC"; the contract is byte for byte. */
-        if (c->want != NULL && !in_set(c->want, c->nwant, it->sku))
+        if (it->sku[0] == '\0' ||
+            (c->want != NULL && !in_set(c->want, c->nwant, it->sku)))
                 return SS_OK;
         if (strcmp(it->source, c->a->source) != 0)
                 return SS_OK;

@@ -393,9 +393,10 @@ static enum ss_err woo_add(struct woo_list *l,
                 rc = woo_qty(obj, id, &qty, &known, err);
         if (rc != SS_OK)
                 return rc;
-        /* A variation counted at its parent shows the parent's quantity;
-         * the parent is listed with that level under its own SKU, so here
-         * the variation is reported untracked rather than counted twice. */
+        /* An item that does not count its own stock has no level here.
+         * Unmanaged, its quantity is null anyway; counted at its parent
+         * ("parent"), it shows the parent's quantity, which is listed under
+         * the parent's SKU and must not be counted twice. */
         if (!managed)
                 known = false;
         if (store_levels_add(l->out, sku, item_id, NULL, name, qty, known,

@@ -69,17 +69,20 @@ class PullPush(SyncTest):
         self.assertIn("STORE-ONLY", listed(out, "unmatched_store"))
         self.assertIn("WH-ONLY", listed(out, "unmatched_warehouse"))
         self.assertIn("CAP", listed(out, "skipped"))
-        # One movement event per movement, with the export's fields.
-        mids = {r[0] for r in harness.psql(
+        # One movement event per movement, with the export's fields. The
+        # topic outlives test databases, so match on the request id too.
+        mids = {int(r[0]) for r in harness.psql(
             "SELECT id FROM movements WHERE integration_id = $1",
             c.integration)}
+
+        def mine(ms):
+            return [m for m in ms
+                    if m.json().get("request_id") == out["request_id"]]
         events = harness.kafka_wait(
             harness.topic("movements"),
-            lambda ms: [m for m in ms
-                        if str(m.json().get("movement_id")) in mids]
-            if len([m for m in ms
-                    if str(m.json().get("movement_id")) in mids]) >= 2
-            else None, timeout=30, what="movement events")
+            lambda ms: mine(ms) if len(mine(ms)) >= 2 else None,
+            timeout=30, what="movement events")
+        self.assertEqual({m.json()["movement_id"] for m in events}, mids)
         ev = events[0].json()
         for key in ("movement_id", "occurred_at", "reason_code", "note",
                     "qty_before", "qty_after", "qty_change", "sku",
@@ -352,8 +355,9 @@ class Crash(SyncTest):
         def on_topic():
             seen = {m.json().get("movement_id") for m in
                     harness.kafka_consume(harness.topic("movements"),
-                                          timeout=20)}
-            return ids <= seen
+                                          timeout=20)
+                    if m.json().get("request_id") == rid}
+            return seen == ids
         harness.wait_for(on_topic, timeout=60, interval=1,
                          what="every movement on the audit topic")
 

@@ -486,8 +486,9 @@ class Handler(simcore.SimHandler):
                 errors["items.%d" % i] = bad
                 continue
             if it["location_id"] not in st.locations:
-                titles.append("Location with id %d was not found"
-                              % it["location_id"])
+                why = "Location with id %d was not found" % it["location_id"]
+                if why not in titles:
+                    titles.append(why)
                 continue
             v, ident, why = self.resolve(it)
             if why is None:

@@ -29,7 +29,11 @@ the bucket; the difference to the actual cost is refunded. An empty bucket
 answers HTTP 200 with errors[].extensions.code "THROTTLED" and
 extensions.cost. A requested cost above 1000 answers MAX_COST_EXCEEDED. The
 "throttle" fault answers the same THROTTLED shape, with the bucket drained
-so that the request fits again after retry_after seconds.
+to (requested cost - retry_after x restore rate), floored at 0: the request
+fits again after retry_after seconds, or sooner when it costs less than
+retry_after seconds of restore. Costs: 1 per object, a connection 2 plus
+`first` x the node's objects (our list node: item, variant, level,
+quantities = 4), a mutation 10.
 
 Seed items (common to every simulator):
   {"sku": str, "qty": int|null, "name": str, "tracked": bool = true}
@@ -51,6 +55,7 @@ import base64
 import json
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -231,6 +236,12 @@ def decode_cursor(cur):
 
 
 class ShopifyHandler(simcore.SimHandler):
+
+    def setup(self):
+        super().setup()
+        # Headers and body leave in two writes; without this, Nagle holds
+        # the body until the client's delayed ACK (about 40 ms a request).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _control(self, method, path, raw):
         if path == "/_sim/config" and method == "POST":
