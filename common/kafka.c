@@ -16,6 +16,12 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                              : level == 4 ? LOG_WARN
                              : level <= 6 ? LOG_INFO
                                           : LOG_DEBUG;
+        /* STOCKSYNC_KAFKA is shared by consumers and producers, so a
+         * producer warns about every consumer-only property (and the
+         * other way round). That is expected, not worth a warning. */
+        if (lvl == LOG_WARN && strcmp(fac, "CONFWARN") == 0 &&
+            strstr(buf, "will be ignored by this") != NULL)
+                lvl = LOG_DEBUG;
         struct log_line l;
         log_begin(&l, lvl, "rdkafka");
         log_kv(&l, "fac", fac);
