@@ -18,8 +18,10 @@
 #include "adapter.h"
 
 /* 2026-04 made changeFromQuantity and @idempotent mandatory on
- * inventorySetQuantities; 2026-10 is the newest stable version and keeps
- * both. A version bump is a code change: re-read the changelog first. */
+ * inventorySetQuantities. 2026-10 is the newest stable version (December
+ * 2026); our notes describe the inventory API up to 2026-04 and we rely on
+ * 2026-10 keeping both rules. A version bump is a code change: re-read the
+ * changelog first. */
 #define SHOPIFY_API_VERSION "2026-10"
 
 /* Any GraphQL input array and any connection's `first` stop at 250. */
@@ -38,22 +40,24 @@
 
 #define LOCATION_GID "gid://shopify/Location/"
 
-/* Which kind of call a cost belongs to: the next call of a kind is assumed
- * to cost what the last one of that kind was charged. */
+/* Which kind of call a cost belongs to, for pacing. */
 enum gql_kind {
         GQL_LIST,
         GQL_SET,
         GQL_OTHER
 };
 
-/* The cost bucket as the last answer described it. */
+/* The cost bucket as the last answer described it, and what our calls
+ * cost as the store counts them: a list page per node asked (`first`),
+ * a mutation as a whole. */
 struct bucket {
         bool known;
         double available;
         double maximum;
         double rate;        /* points per second */
         struct timespec at; /* CLOCK_MONOTONIC when read */
-        double cost[GQL_OTHER];
+        double node_cost;
+        double set_cost;
 };
 
 struct adapter {
@@ -67,8 +71,7 @@ struct adapter {
         struct bucket bucket;
 };
 
-/* ---- GraphQL documents ----------------------------------------------------
- */
+/* ---- GraphQL documents ---- */
 
 static const char LOCATION_QUERY[] =
         "query PrimaryLocation { location { id } }";
@@ -87,8 +90,7 @@ static const char SET_MUTATION[] =
         "@idempotent(key: $key) { inventoryAdjustmentGroup { reason } "
         "userErrors { code field message } } }";
 
-/* ---- one GraphQL exchange ---------------------------------------------------
- */
+/* ---- one GraphQL exchange ---- */
 
 /* The parsed body of the last attempt, handed from the check hook to the
  * caller so each response is parsed once. */
@@ -204,29 +206,38 @@ static double seconds_since(const struct timespec *t)
                (double)(now.tv_nsec - t->tv_nsec) / 1e9;
 }
 
-/* Waits until the bucket should hold what a call of this kind cost last
- * time, so a page loop runs at the restore rate instead of being refused
- * every other call. A wrong guess costs one THROTTLED answer, no more. */
-static void pace(struct adapter *a, enum gql_kind kind)
+static double
+expected_cost(const struct bucket *b, enum gql_kind kind, unsigned nodes)
+{
+        if (kind == GQL_LIST)
+                return 2.0 + nodes * b->node_cost;
+        return kind == GQL_SET ? b->set_cost : 0;
+}
+
+/* Waits until the bucket should hold what the call will cost, so a page
+ * loop runs at the restore rate instead of being refused every other
+ * call. A wrong guess costs one THROTTLED answer, no more. */
+static void pace(struct adapter *a, enum gql_kind kind, unsigned nodes)
 {
         const struct bucket *b = &a->bucket;
+        double cost = expected_cost(b, kind, nodes);
 
-        if (kind == GQL_OTHER || !b->known || b->rate <= 0 ||
-            b->cost[kind] <= 0)
+        if (!b->known || b->rate <= 0 || cost <= 0)
                 return;
         double avail = b->available + seconds_since(&b->at) * b->rate;
         if (avail > b->maximum)
                 avail = b->maximum;
-        if (avail >= b->cost[kind])
+        if (avail >= cost)
                 return;
-        double ms = ceil((b->cost[kind] - avail) / b->rate * 1000.0);
+        double ms = ceil((cost - avail) / b->rate * 1000.0);
         unsigned cap = http_client_policy(a->http)->max_wait_ms;
         unsigned wait = ms > (double)cap ? cap : (unsigned)ms;
         log_msg(LOG_DEBUG, "shopify_pace", "wait_ms=%u", wait);
         http_client_sleep(a->http, wait);
 }
 
-static void note_cost(struct adapter *a, enum gql_kind kind, yajl_val root)
+static void
+note_cost(struct adapter *a, enum gql_kind kind, unsigned nodes, yajl_val root)
 {
         yajl_val cost = json_path(root, "extensions", "cost", NULL);
         yajl_val status = json_get(cost, "throttleStatus");
@@ -239,15 +250,19 @@ static void note_cost(struct adapter *a, enum gql_kind kind, yajl_val root)
                                &b->maximum) &&
                    json_double(json_get(status, "restoreRate"), &b->rate);
         clock_gettime(CLOCK_MONOTONIC, &b->at);
-        if (kind != GQL_OTHER &&
-            json_double(json_get(cost, "requestedQueryCost"), &requested))
-                b->cost[kind] = requested;
+        if (!json_double(json_get(cost, "requestedQueryCost"), &requested))
+                return;
+        if (kind == GQL_LIST && nodes > 0 && requested > 2)
+                b->node_cost = (requested - 2) / nodes;
+        else if (kind == GQL_SET)
+                b->set_cost = requested;
 }
 
 /* Posts {"query", "variables"} and returns the parsed body in *root (free
  * with yajl_tree_free) once it holds `data` and no top-level error. */
 static enum ss_err gql_post(struct adapter *a,
                             enum gql_kind kind,
+                            unsigned nodes,
                             const char *query,
                             const char *variables,
                             yajl_val *root,
@@ -282,11 +297,11 @@ static enum ss_err gql_post(struct adapter *a,
                 .headers = headers,
                 .idempotent = true,
         };
-        pace(a, kind);
+        pace(a, kind, nodes);
         rc = http_do(a->http, &req, gql_check, &reply, &resp, err);
         if (rc != SS_OK)
                 goto out;
-        note_cost(a, kind, reply.root);
+        note_cost(a, kind, nodes, reply.root);
 
         if (json_len(json_get(reply.root, "errors")) > 0) {
                 rc = gql_errors(reply.root, err);
@@ -306,8 +321,7 @@ out:
         return rc;
 }
 
-/* ---- session ----------------------------------------------------------------
- */
+/* ---- session ---- */
 
 static void shopify_close(struct adapter *a)
 {
@@ -386,7 +400,8 @@ static enum ss_err shopify_open(const struct adapter_config *cfg,
                 rc = ss_error_set(err, SS_ERR_NOMEM, "out of memory");
                 goto fail;
         }
-        if (cfg->location_id != NULL) {
+        /* No location (or an empty one): the shop's primary, asked later. */
+        if (cfg->location_id != NULL && cfg->location_id[0] != '\0') {
                 rc = location_gid(cfg->location_id, &a->location, err);
                 if (rc != SS_OK)
                         goto fail;
@@ -397,9 +412,9 @@ static enum ss_err shopify_open(const struct adapter_config *cfg,
         if (a->page > cost_cap)
                 a->page = cost_cap;
         a->batch = clamp_size(cfg->batch_size, SHOPIFY_MAX_BATCH);
-        /* First guesses until the store tells: a full page, a mutation. */
-        a->bucket.cost[GQL_LIST] = 2.0 + a->page * SHOPIFY_NODE_COST;
-        a->bucket.cost[GQL_SET] = 10.0;
+        /* First guesses until the store tells. */
+        a->bucket.node_cost = SHOPIFY_NODE_COST;
+        a->bucket.set_cost = 10.0;
         *out = a;
         return SS_OK;
 fail:
@@ -415,7 +430,7 @@ static enum ss_err ensure_location(struct adapter *a, struct ss_error *err)
         if (a->location != NULL)
                 return SS_OK;
         enum ss_err rc =
-                gql_post(a, GQL_OTHER, LOCATION_QUERY, "{}", &root, err);
+                gql_post(a, GQL_OTHER, 0, LOCATION_QUERY, "{}", &root, err);
         if (rc != SS_OK)
                 return rc;
         const char *id =
@@ -432,8 +447,7 @@ static enum ss_err ensure_location(struct adapter *a, struct ss_error *err)
         return rc;
 }
 
-/* ---- list_levels ------------------------------------------------------------
- */
+/* ---- list_levels ---- */
 
 static int cmp_str(const void *x, const void *y)
 {
@@ -529,7 +543,8 @@ static enum ss_err list_query(struct adapter *a,
 
                 yajl_tree_free(root);
                 root = NULL;
-                rc = gql_post(a, GQL_LIST, LEVELS_QUERY, vars.data, &root, err);
+                rc = gql_post(a, GQL_LIST, first, LEVELS_QUERY, vars.data,
+                              &root, err);
                 if (rc != SS_OK)
                         goto out;
 
@@ -602,9 +617,10 @@ static enum ss_err shopify_list_levels(struct adapter *a,
 {
         enum ss_err rc = ensure_location(a, err);
 
-        if (rc != SS_OK || skus == NULL)
-                return rc != SS_OK ? rc
-                                   : list_query(a, NULL, NULL, 0, out, err);
+        if (rc != SS_OK)
+                return rc;
+        if (skus == NULL)
+                return list_query(a, NULL, NULL, 0, out, err);
 
         /* Sorted and without repeats, so each SKU is asked once and the
          * exact-match filter can bsearch. */
@@ -641,8 +657,7 @@ static enum ss_err shopify_list_levels(struct adapter *a,
         return rc;
 }
 
-/* ---- set_levels -------------------------------------------------------------
- */
+/* ---- set_levels ---- */
 
 /* FNV-1a: the idempotency key must change when the payload does, so a
  * different write is never answered from an earlier one's cache. */
@@ -698,13 +713,16 @@ static void build_set_vars(struct adapter *a,
 
         const char *s = buf_str(&input);
         if (s == NULL) {
-                vars->failed = true;
                 buf_free(vars);
+                vars->failed = true;
                 return;
         }
-        buf_printf(vars, "{\"key\":\"%s-%zu-%016llx\",\"input\":%s}",
-                   key_prefix, batchno, (unsigned long long)fnv1a(s, input.len),
-                   s);
+        char key[128];
+        snprintf(key, sizeof(key), "%s-%zu-%016llx", key_prefix, batchno,
+                 (unsigned long long)fnv1a(s, input.len));
+        buf_puts(vars, "{\"key\":");
+        buf_json_str(vars, key);
+        buf_printf(vars, ",\"input\":%s}", s);
         buf_free(&input);
 }
 
@@ -817,7 +835,8 @@ static enum ss_err set_batch(struct adapter *a,
                 }
                 yajl_tree_free(root);
                 root = NULL;
-                rc = gql_post(a, GQL_SET, SET_MUTATION, vars.data, &root, err);
+                rc = gql_post(a, GQL_SET, 0, SET_MUTATION, vars.data, &root,
+                              err);
                 if (rc != SS_OK)
                         goto out;
 

@@ -21,6 +21,10 @@
  * clamped here and then refused by max_wait_ms anyway. */
 #define RETRY_AFTER_MAX_MS ((long)INT_MAX)
 
+#ifndef SS_VERSION
+#define SS_VERSION "dev"
+#endif
+
 struct http_client {
         CURL *curl; /* owned; kept across exchanges for keep-alive */
         struct http_policy policy;
@@ -65,7 +69,7 @@ void http_policy_default(struct http_policy *p)
         };
 }
 
-/* ---- jitter ------------------------------------------------------------ */
+/* ---- jitter ---- */
 
 /* xorshift64*, one state per thread, seeded from the clock and the state's
  * own address so that threads and processes started together diverge.
@@ -104,7 +108,7 @@ unsigned http_backoff_ms(const struct http_policy *p, unsigned n)
         return ms < 1 ? 1 : (unsigned)ms;
 }
 
-/* ---- URLs -------------------------------------------------------------- */
+/* ---- URLs ---- */
 
 static bool host_is_loopback(const char *host)
 {
@@ -170,11 +174,17 @@ static void url_for_log(const char *url, char *out, size_t outsz)
         curl_url_cleanup(u);
 }
 
-/* ---- responses ---------------------------------------------------------- */
+/* ---- responses ---- */
 
 void http_response_reset(struct http_response *resp)
 {
         resp->status = 0;
+        /* A buffer that ran out of memory stays failed until freed; a new
+         * exchange deserves a fresh start. */
+        if (resp->body.failed)
+                buf_free(&resp->body);
+        if (resp->headers.failed)
+                buf_free(&resp->headers);
         buf_reset(&resp->body);
         buf_reset(&resp->headers);
 }
@@ -328,7 +338,7 @@ enum ss_err http_classify(const struct http_response *resp,
                             "unexpected HTTP status %ld", s);
 }
 
-/* ---- client ------------------------------------------------------------- */
+/* ---- client ---- */
 
 static void sleep_ms(void *arg, unsigned ms)
 {
@@ -494,6 +504,10 @@ static enum ss_err set_options(struct http_client *c,
         SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
         SETOPT(CURLOPT_NOSIGNAL, 1L);
         SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+        SETOPT(CURLOPT_USERAGENT, "stocksync/" SS_VERSION);
+        /* Any encoding curl can decode; max_body applies to the decoded
+         * bytes, so a small compressed answer cannot blow up memory. */
+        SETOPT(CURLOPT_ACCEPT_ENCODING, "");
         SETOPT(CURLOPT_TIMEOUT_MS, (long)c->policy.timeout_ms);
         SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)c->policy.connect_timeout_ms);
         SETOPT(CURLOPT_ERRORBUFFER, c->errbuf);
@@ -562,6 +576,32 @@ static enum ss_err map_curl_error(struct http_client *c,
         }
 }
 
+/* One debug line per exchange: method, host and path, status, size and
+ * time; never the query, a header value or the body. */
+static void log_exchange(struct http_client *c,
+                         const struct http_request *req,
+                         const struct http_response *resp,
+                         enum ss_err rc)
+{
+        struct log_line l;
+        char url[256];
+        double secs = 0;
+
+        if (!log_enabled(LOG_DEBUG))
+                return;
+        url_for_log(req->url, url, sizeof(url));
+        curl_easy_getinfo(c->curl, CURLINFO_TOTAL_TIME, &secs);
+        log_begin(&l, LOG_DEBUG, "http_exchange");
+        log_kv(&l, "method", req->method ? req->method : "GET");
+        log_kv(&l, "url", url);
+        log_kvi(&l, "status", resp->status);
+        log_kvi(&l, "bytes", (long long)resp->body.len);
+        log_kvi(&l, "dur_ms", (long long)(secs * 1000.0));
+        if (rc != SS_OK)
+                log_kv(&l, "code", ss_err_name(rc));
+        log_end(&l);
+}
+
 enum ss_err http_exchange(struct http_client *c,
                           const struct http_request *req,
                           struct http_response *resp,
@@ -571,6 +611,7 @@ enum ss_err http_exchange(struct http_client *c,
         struct exchange x = { .resp = resp, .max_body = c->policy.max_body };
         bool bad = false;
         bool oom = false;
+        bool performed = false;
         enum ss_err rc;
 
         http_response_reset(resp);
@@ -594,6 +635,7 @@ enum ss_err http_exchange(struct http_client *c,
         }
 
         c->stats.requests++;
+        performed = true;
         CURLcode crc = curl_easy_perform(c->curl);
         long status = 0;
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -608,13 +650,15 @@ enum ss_err http_exchange(struct http_client *c,
         }
         rc = SS_OK;
 out:
+        if (performed)
+                log_exchange(c, req, resp, rc);
         /* The handle keeps a pointer to the list until the next reset. */
         curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
         curl_slist_free_all(headers);
         return rc;
 }
 
-/* ---- retry policy -------------------------------------------------------- */
+/* ---- retry policy ---- */
 
 static bool may_retry(enum ss_err rc, const struct http_request *req)
 {

@@ -42,9 +42,11 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void log_parts(enum log_level level, const char *event,
+static void log_parts(enum log_level level,
+                      const char *event,
                       const rd_kafka_topic_partition_list_t *parts,
-                      bool with_offsets, rd_kafka_resp_err_t e)
+                      bool with_offsets,
+                      rd_kafka_resp_err_t e)
 {
         struct log_line l;
         log_begin(&l, level, event);
@@ -67,12 +69,16 @@ static void log_parts(enum log_level level, const char *event,
         buf_free(&b);
 }
 
-/* Commits the due watermarks of `only` (all partitions when NULL). Async
- * commits are recorded at once and undone by on_commit() if refused. */
+/* Commits the watermarks of `only` (all partitions when NULL) that moved
+ * since the last commit, or every one when `all` is set. Async commits are
+ * recorded at once and undone by on_commit() if refused; since that report
+ * may not have been served yet, a final commit passes `all`. */
 static void commit(struct consumer *c,
-                   const rd_kafka_topic_partition_list_t *only, bool sync)
+                   const rd_kafka_topic_partition_list_t *only,
+                   bool sync,
+                   bool all)
 {
-        rd_kafka_topic_partition_list_t *due = offsets_due(c->t, only);
+        rd_kafka_topic_partition_list_t *due = offsets_due(c->t, only, all);
         if (due == NULL || due->cnt == 0) {
                 if (due)
                         rd_kafka_topic_partition_list_destroy(due);
@@ -86,15 +92,17 @@ static void commit(struct consumer *c,
                 offsets_commit_failed(c->t, due);
                 log_parts(LOG_WARN, "commit_failed", due, true, e);
         } else {
-                log_parts(sync ? LOG_INFO : LOG_DEBUG, "offsets_committed",
-                          due, true, e);
+                log_parts(sync ? LOG_INFO : LOG_DEBUG, "offsets_committed", due,
+                          true, e);
         }
         rd_kafka_topic_partition_list_destroy(due);
 }
 
 /* Result of every commit, served by rd_kafka_consumer_poll(). */
-static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e,
-                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+static void on_commit(rd_kafka_t *rk,
+                      rd_kafka_resp_err_t e,
+                      rd_kafka_topic_partition_list_t *offsets,
+                      void *opaque)
 {
         (void)rk;
         struct consumer *c = opaque;
@@ -118,22 +126,22 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         log_parts(LOG_WARN, "commit_refused", offsets, true, e);
 }
 
-static bool same(const rd_kafka_message_t *msg, const char *topic,
-                 int32_t partition)
+static bool
+same(const rd_kafka_message_t *msg, const char *topic, int32_t partition)
 {
         return msg->partition == partition &&
                strcmp(rd_kafka_topic_name(msg->rkt), topic) == 0;
 }
 
 static bool in_list(const rd_kafka_topic_partition_list_t *l,
-                    const char *topic, int32_t partition)
+                    const char *topic,
+                    int32_t partition)
 {
-        return rd_kafka_topic_partition_list_find(l, topic, partition) !=
-               NULL;
+        return rd_kafka_topic_partition_list_find(l, topic, partition) != NULL;
 }
 
-static void set_paused(struct consumer *c, const char *topic,
-                       int32_t partition, bool pause)
+static void
+set_paused(struct consumer *c, const char *topic, int32_t partition, bool pause)
 {
         if (pause == in_list(c->paused, topic, partition))
                 return;
@@ -143,15 +151,13 @@ static void set_paused(struct consumer *c, const char *topic,
         rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(c->rk, one)
                                       : rd_kafka_resume_partitions(c->rk, one);
         log_parts(e ? LOG_WARN : LOG_DEBUG,
-                  pause ? "partition_paused" : "partition_resumed", one,
-                  false, e);
+                  pause ? "partition_paused" : "partition_resumed", one, false,
+                  e);
         rd_kafka_topic_partition_list_destroy(one);
         if (pause)
-                rd_kafka_topic_partition_list_add(c->paused, topic,
-                                                  partition);
+                rd_kafka_topic_partition_list_add(c->paused, topic, partition);
         else
-                rd_kafka_topic_partition_list_del(c->paused, topic,
-                                                  partition);
+                rd_kafka_topic_partition_list_del(c->paused, topic, partition);
 }
 
 /* Queues msg behind the held ones and pauses its partition. Returns false
@@ -160,8 +166,7 @@ static bool hold(struct consumer *c, rd_kafka_message_t *msg)
 {
         if (c->nheld == c->capheld) {
                 size_t cap = c->capheld ? c->capheld * 2 : 16;
-                rd_kafka_message_t **nv =
-                        realloc(c->held, cap * sizeof(*nv));
+                rd_kafka_message_t **nv = realloc(c->held, cap * sizeof(*nv));
                 if (nv == NULL)
                         return false;
                 c->held = nv;
@@ -205,8 +210,8 @@ static void flush_held(struct consumer *c)
         rd_kafka_topic_partition_list_destroy(blocked);
 }
 
-static bool held_has(const struct consumer *c, const char *topic,
-                     int32_t partition)
+static bool
+held_has(const struct consumer *c, const char *topic, int32_t partition)
 {
         for (size_t i = 0; i < c->nheld; i++)
                 if (same(c->held[i], topic, partition))
@@ -227,11 +232,11 @@ static void drop_held(struct consumer *c,
                         c->held[kept++] = msg;
                         continue;
                 }
-                if (offsets_abandon(c->t, topic, msg->partition,
-                                    msg->offset) != SS_OK)
+                if (offsets_abandon(c->t, topic, msg->partition, msg->offset) !=
+                    SS_OK)
                         log_msg(LOG_DEBUG, "offset_untracked",
-                                "partition=%d offset=%lld",
-                                (int)msg->partition, (long long)msg->offset);
+                                "partition=%d offset=%lld", (int)msg->partition,
+                                (long long)msg->offset);
                 rd_kafka_message_destroy(msg);
         }
         c->nheld = kept;
@@ -267,8 +272,7 @@ static void take(struct consumer *c, rd_kafka_message_t *msg)
                 return;
         }
         const char *topic = rd_kafka_topic_name(msg->rkt);
-        if (offsets_begin(c->t, topic, msg->partition, msg->offset) !=
-            SS_OK) {
+        if (offsets_begin(c->t, topic, msg->partition, msg->offset) != SS_OK) {
                 /* Cannot track it, so it must not run: fetch it again. */
                 log_msg(LOG_ERROR, "message_untracked",
                         "code=%s partition=%d offset=%lld",
@@ -293,8 +297,9 @@ static void take(struct consumer *c, rd_kafka_message_t *msg)
         }
 }
 
-static void revoke_parts(struct consumer *c, rd_kafka_topic_partition_list_t *parts,
-                   bool lost)
+static void revoke_parts(struct consumer *c,
+                         rd_kafka_topic_partition_list_t *parts,
+                         bool lost)
 {
         for (int i = 0; i < parts->cnt; i++)
                 offsets_cancel(c->t, parts->elems[i].topic,
@@ -313,28 +318,28 @@ static void revoke_parts(struct consumer *c, rd_kafka_topic_partition_list_t *pa
                 while (!offsets_wait_idle(c->t, p->topic, p->partition,
                                           REVOKE_LOG_EVERY_MS))
                         log_msg(LOG_INFO, "revoke_waiting",
-                                "partition=%d running=%zu",
-                                (int)p->partition,
-                                offsets_running(c->t, p->topic,
-                                                p->partition));
+                                "partition=%d running=%zu", (int)p->partition,
+                                offsets_running(c->t, p->topic, p->partition));
         }
 
         if (lost)
                 log_parts(LOG_WARN, "partitions_lost", parts, false, 0);
         else
-                commit(c, parts, true);
+                /* After consumer_close()'s own final commit, only what
+                 * moved since. */
+                commit(c, parts, true, !c->closed);
         for (int i = 0; i < parts->cnt; i++)
                 offsets_forget(c->t, parts->elems[i].topic,
                                parts->elems[i].partition);
 }
 
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+static void on_rebalance(rd_kafka_t *rk,
+                         rd_kafka_resp_err_t e,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque)
 {
         struct consumer *c = opaque;
-        bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") ==
-                    0;
+        bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
         rd_kafka_error_t *error = NULL;
         rd_kafka_resp_err_t ae = RD_KAFKA_RESP_ERR_NO_ERROR;
 
@@ -397,8 +402,7 @@ struct consumer *consumer_new(const struct config *cfg, struct ss_error *err)
                 goto fail;
         rd_kafka_conf_set_opaque(conf, c);
         rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
-        c->rk = kafka_consumer_new(conf, cfg->worker_group, on_rebalance,
-                                   err);
+        c->rk = kafka_consumer_new(conf, cfg->worker_group, on_rebalance, err);
         if (c->rk == NULL)
                 goto fail;
         c->closed = false;
@@ -423,7 +427,7 @@ void consumer_run(struct consumer *c, volatile sig_atomic_t *stop)
                 if (msg != NULL)
                         take(c, msg);
                 if (now_ms() - c->last_commit >= COMMIT_EVERY_MS) {
-                        commit(c, NULL, false);
+                        commit(c, NULL, false, false);
                         c->last_commit = now_ms();
                 }
         }
@@ -440,7 +444,7 @@ void consumer_close(struct consumer *c)
          * started are left for the next owner. */
         drop_held(c, NULL);
         dispatch_stop(c->d);
-        commit(c, NULL, true);
+        commit(c, NULL, true, true);
 
         /* Leaving the group runs on_rebalance's revoke, which finds
          * nothing left to wait for or commit. */

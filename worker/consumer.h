@@ -27,8 +27,8 @@ struct consumer;
 /* Returns a new consumer subscribed to cfg->topic_requests in group
  * cfg->worker_group, with its dispatch threads running (free with
  * consumer_free), or NULL with err set (SS_ERR_CONFIG, SS_ERR_KAFKA,
- * SS_ERR_DB when a processor cannot reach PostgreSQL, SS_ERR_NOMEM). cfg
- * is borrowed and must outlive it. */
+ * SS_ERR_NOMEM, SS_ERR_INTERNAL). PostgreSQL being down is not an error
+ * here (see dispatch_new). cfg is borrowed and must outlive it. */
 struct consumer *consumer_new(const struct config *cfg, struct ss_error *err);
 
 /* Consumes until *stop becomes non-zero (set by a signal handler). */

@@ -15,7 +15,7 @@
 /* Pause before retrying a message whose outcome could not be stored:
  * doubles from the first to the last value. */
 #define RETRY_FIRST_MS 250
-#define RETRY_MAX_MS 10000
+#define RETRY_MAX_MS   10000
 /* While a message keeps failing, one warning per this many ms. */
 #define RETRY_LOG_EVERY_MS 30000
 
@@ -24,8 +24,8 @@ struct lane {
         size_t idx;
         pthread_t th;
         bool started;
-        struct processor *proc;     /* owned */
-        rd_kafka_message_t **q;     /* owned ring of d->cap, messages owned */
+        struct processor *proc; /* owned */
+        rd_kafka_message_t **q; /* owned ring of d->cap, messages owned */
         size_t head, n;
         pthread_cond_t wake;        /* work queued, stop, or cancel */
         unsigned long long handled; /* under d->mu */
@@ -65,9 +65,11 @@ static size_t lane_of(const struct dispatch *d, const rd_kafka_message_t *msg)
         return h % d->nlanes;
 }
 
-static void log_msg_event(enum log_level level, const char *event,
+static void log_msg_event(enum log_level level,
+                          const char *event,
                           const rd_kafka_message_t *msg,
-                          const struct ss_error *err, long long attempts,
+                          const struct ss_error *err,
+                          long long attempts,
                           long long delay_ms)
 {
         struct log_line l;
@@ -93,8 +95,7 @@ static bool given_up(struct lane *ln, const rd_kafka_message_t *msg)
 
 /* Sleeps ms, waking early when the message is given up. The condition
  * variable is also signalled for new work, hence the loop. */
-static void backoff(struct lane *ln, const rd_kafka_message_t *msg,
-                    int64_t ms)
+static void backoff(struct lane *ln, const rd_kafka_message_t *msg, int64_t ms)
 {
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
@@ -115,6 +116,18 @@ static void backoff(struct lane *ln, const rd_kafka_message_t *msg,
                 if (rc == ETIMEDOUT)
                         break;
         }
+}
+
+/* One try at msg. A lane whose processor could not be made (the database
+ * was down) makes it now. */
+static enum ss_err
+attempt(struct lane *ln, const struct msg_view *view, struct ss_error *err)
+{
+        if (ln->proc == NULL)
+                ln->proc = processor_new(ln->d->cfg, err);
+        if (ln->proc == NULL)
+                return err->code != SS_OK ? err->code : SS_ERR_DB;
+        return processor_handle(ln->proc, view, err);
 }
 
 /* Runs msg until its outcome is durable, or until its partition is taken
@@ -138,7 +151,7 @@ static void run_one(struct lane *ln, rd_kafka_message_t *msg)
         while (!given_up(ln, msg)) {
                 struct ss_error err = { 0 };
                 attempts++;
-                enum ss_err rc = processor_handle(ln->proc, &view, &err);
+                enum ss_err rc = attempt(ln, &view, &err);
                 if (rc == SS_OK) {
                         done = true;
                         break;
@@ -164,8 +177,8 @@ static void run_one(struct lane *ln, rd_kafka_message_t *msg)
         enum ss_err trc;
         if (done) {
                 if (attempts > 1)
-                        log_msg_event(LOG_INFO, "request_retry_succeeded",
-                                      msg, NULL, attempts, 0);
+                        log_msg_event(LOG_INFO, "request_retry_succeeded", msg,
+                                      NULL, attempts, 0);
                 trc = offsets_done(ln->d->t, topic, msg->partition,
                                    msg->offset);
         } else {
@@ -213,8 +226,10 @@ static void *lane_main(void *arg)
         return NULL;
 }
 
-struct dispatch *dispatch_new(const struct config *cfg, struct offsets *t,
-                              size_t queue_cap, struct ss_error *err)
+struct dispatch *dispatch_new(const struct config *cfg,
+                              struct offsets *t,
+                              size_t queue_cap,
+                              struct ss_error *err)
 {
         struct dispatch *d = calloc(1, sizeof(*d));
         if (d == NULL)
@@ -257,8 +272,19 @@ struct dispatch *dispatch_new(const struct config *cfg, struct offsets *t,
                         dispatch_free(d);
                         goto nomem;
                 }
-                ln->proc = processor_new(cfg, err);
-                if (ln->proc == NULL) {
+                /* A database that is down now may be up by the first
+                 * message: the lane then makes its processor itself. */
+                struct ss_error perr = { 0 };
+                ln->proc = processor_new(cfg, &perr);
+                if (ln->proc == NULL && perr.code == SS_ERR_DB) {
+                        struct log_line l;
+                        log_begin(&l, LOG_WARN, "processor_deferred");
+                        log_kvi(&l, "thread", (long long)i);
+                        log_err(&l, &perr);
+                        log_end(&l);
+                } else if (ln->proc == NULL) {
+                        if (err != NULL)
+                                *err = perr;
                         d->nlanes = i + 1;
                         dispatch_free(d);
                         return NULL;
@@ -289,7 +315,8 @@ size_t dispatch_queue_cap(const struct dispatch *d)
         return d->cap;
 }
 
-bool dispatch_try_submit(struct dispatch *d, rd_kafka_message_t *msg,
+bool dispatch_try_submit(struct dispatch *d,
+                         rd_kafka_message_t *msg,
                          size_t limit)
 {
         if (limit > d->cap)
@@ -307,16 +334,15 @@ bool dispatch_try_submit(struct dispatch *d, rd_kafka_message_t *msg,
         return ok;
 }
 
-static bool matches(const rd_kafka_message_t *msg, const char *topic,
-                    int32_t partition)
+static bool
+matches(const rd_kafka_message_t *msg, const char *topic, int32_t partition)
 {
         return topic == NULL ||
                (msg->partition == partition &&
                 strcmp(rd_kafka_topic_name(msg->rkt), topic) == 0);
 }
 
-size_t dispatch_cancel(struct dispatch *d, const char *topic,
-                       int32_t partition)
+size_t dispatch_cancel(struct dispatch *d, const char *topic, int32_t partition)
 {
         size_t removed = 0;
         pthread_mutex_lock(&d->mu);
@@ -326,7 +352,8 @@ size_t dispatch_cancel(struct dispatch *d, const char *topic,
                 /* Compact the ring in place, keeping the order of what
                  * stays. */
                 for (size_t k = 0; k < ln->n; k++) {
-                        rd_kafka_message_t *msg = ln->q[(ln->head + k) % d->cap];
+                        rd_kafka_message_t *msg =
+                                ln->q[(ln->head + k) % d->cap];
                         if (!matches(msg, topic, partition)) {
                                 ln->q[(ln->head + kept) % d->cap] = msg;
                                 kept++;

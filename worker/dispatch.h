@@ -27,18 +27,23 @@ struct dispatch;
 
 /* Returns a new dispatcher with cfg->worker_threads threads running, each
  * queue holding up to queue_cap messages (free with dispatch_free), or
- * NULL with err set: SS_ERR_DB when a processor cannot connect, SS_ERR_NOMEM,
- * SS_ERR_INTERNAL when a thread cannot start. cfg and t are borrowed and
- * must outlive it. */
-struct dispatch *dispatch_new(const struct config *cfg, struct offsets *t,
-                              size_t queue_cap, struct ss_error *err);
+ * NULL with err set: SS_ERR_NOMEM, SS_ERR_INTERNAL when a thread cannot
+ * start, or the code of processor_new() other than SS_ERR_DB. A database
+ * that cannot be reached is not fatal: the thread makes its processor when
+ * its first message comes, retrying like a failed message. cfg and t are
+ * borrowed and must outlive it. */
+struct dispatch *dispatch_new(const struct config *cfg,
+                              struct offsets *t,
+                              size_t queue_cap,
+                              struct ss_error *err);
 
 /* Hands msg to its thread when that thread's queue holds fewer than limit
  * messages (limit is capped at queue_cap) and returns true: the dispatcher
  * then owns msg and destroys it. Returns false, msg still the caller's,
  * when the queue is that full or the dispatcher is stopping. msg must have
  * been recorded with offsets_begin(). */
-bool dispatch_try_submit(struct dispatch *d, rd_kafka_message_t *msg,
+bool dispatch_try_submit(struct dispatch *d,
+                         rd_kafka_message_t *msg,
                          size_t limit);
 
 /* Queue capacity, as given to dispatch_new(). */
@@ -48,8 +53,8 @@ size_t dispatch_queue_cap(const struct dispatch *d);
  * every partition when topic is NULL, abandons them in the tracker and
  * destroys them. Returns how many were removed. Messages already running
  * are not touched. */
-size_t dispatch_cancel(struct dispatch *d, const char *topic,
-                       int32_t partition);
+size_t
+dispatch_cancel(struct dispatch *d, const char *topic, int32_t partition);
 
 /* Stops taking messages, drops what is queued (as dispatch_cancel(NULL)),
  * lets each thread finish the message it is running, and joins the

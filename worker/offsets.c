@@ -7,7 +7,11 @@
 #include <string.h>
 #include <time.h>
 
-enum entry_state { ENTRY_RUNNING, ENTRY_DONE, ENTRY_ABANDONED };
+enum entry_state {
+        ENTRY_RUNNING,
+        ENTRY_DONE,
+        ENTRY_ABANDONED
+};
 
 struct entry {
         int64_t off;
@@ -80,8 +84,8 @@ void offsets_free(struct offsets *t)
 }
 
 /* Partitions per consumer are few (tens), so a linear scan is enough. */
-static struct part *find(struct offsets *t, const char *topic,
-                         int32_t partition, size_t *idx)
+static struct part *
+find(struct offsets *t, const char *topic, int32_t partition, size_t *idx)
 {
         for (size_t i = 0; i < t->n; i++) {
                 struct part *p = t->parts[i];
@@ -94,8 +98,8 @@ static struct part *find(struct offsets *t, const char *topic,
         return NULL;
 }
 
-static struct part *find_or_add(struct offsets *t, const char *topic,
-                                int32_t partition)
+static struct part *
+find_or_add(struct offsets *t, const char *topic, int32_t partition)
 {
         struct part *p = find(t, topic, partition, NULL);
         if (p != NULL)
@@ -160,8 +164,10 @@ static size_t search(const struct part *p, int64_t off, bool after)
         return lo;
 }
 
-enum ss_err offsets_begin(struct offsets *t, const char *topic,
-                          int32_t partition, int64_t offset)
+enum ss_err offsets_begin(struct offsets *t,
+                          const char *topic,
+                          int32_t partition,
+                          int64_t offset)
 {
         enum ss_err rc = SS_ERR_NOMEM;
         pthread_mutex_lock(&t->mu);
@@ -196,8 +202,10 @@ static void pop_done(struct part *p)
                 p->head = p->len = 0;
 }
 
-static enum ss_err finish(struct offsets *t, const char *topic,
-                          int32_t partition, int64_t offset,
+static enum ss_err finish(struct offsets *t,
+                          const char *topic,
+                          int32_t partition,
+                          int64_t offset,
                           enum entry_state state)
 {
         enum ss_err rc = SS_ERR_NOT_FOUND;
@@ -222,20 +230,23 @@ out:
         return rc;
 }
 
-enum ss_err offsets_done(struct offsets *t, const char *topic,
-                         int32_t partition, int64_t offset)
+enum ss_err offsets_done(struct offsets *t,
+                         const char *topic,
+                         int32_t partition,
+                         int64_t offset)
 {
         return finish(t, topic, partition, offset, ENTRY_DONE);
 }
 
-enum ss_err offsets_abandon(struct offsets *t, const char *topic,
-                            int32_t partition, int64_t offset)
+enum ss_err offsets_abandon(struct offsets *t,
+                            const char *topic,
+                            int32_t partition,
+                            int64_t offset)
 {
         return finish(t, topic, partition, offset, ENTRY_ABANDONED);
 }
 
-size_t offsets_running(struct offsets *t, const char *topic,
-                       int32_t partition)
+size_t offsets_running(struct offsets *t, const char *topic, int32_t partition)
 {
         pthread_mutex_lock(&t->mu);
         struct part *p = find(t, topic, partition, NULL);
@@ -244,8 +255,10 @@ size_t offsets_running(struct offsets *t, const char *topic,
         return n;
 }
 
-bool offsets_wait_idle(struct offsets *t, const char *topic,
-                       int32_t partition, int timeout_ms)
+bool offsets_wait_idle(struct offsets *t,
+                       const char *topic,
+                       int32_t partition,
+                       int timeout_ms)
 {
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
@@ -286,8 +299,10 @@ static bool committable(const struct part *p, int64_t *out)
         return false;
 }
 
-bool offsets_committable(struct offsets *t, const char *topic,
-                         int32_t partition, int64_t *out)
+bool offsets_committable(struct offsets *t,
+                         const char *topic,
+                         int32_t partition,
+                         int64_t *out)
 {
         pthread_mutex_lock(&t->mu);
         struct part *p = find(t, topic, partition, NULL);
@@ -305,8 +320,7 @@ void offsets_cancel(struct offsets *t, const char *topic, int32_t partition)
         pthread_mutex_unlock(&t->mu);
 }
 
-bool offsets_cancelled(struct offsets *t, const char *topic,
-                       int32_t partition)
+bool offsets_cancelled(struct offsets *t, const char *topic, int32_t partition)
 {
         pthread_mutex_lock(&t->mu);
         struct part *p = find(t, topic, partition, NULL);
@@ -340,7 +354,9 @@ static bool listed(const rd_kafka_topic_partition_list_t *l,
 }
 
 rd_kafka_topic_partition_list_t *
-offsets_due(struct offsets *t, const rd_kafka_topic_partition_list_t *only)
+offsets_due(struct offsets *t,
+            const rd_kafka_topic_partition_list_t *only,
+            bool all)
 {
         pthread_mutex_lock(&t->mu);
         rd_kafka_topic_partition_list_t *l =
@@ -350,7 +366,7 @@ offsets_due(struct offsets *t, const rd_kafka_topic_partition_list_t *only)
                 int64_t off;
                 if (only != NULL && !listed(only, p))
                         continue;
-                if (!committable(p, &off) || off == p->committed)
+                if (!committable(p, &off) || (!all && off == p->committed))
                         continue;
                 rd_kafka_topic_partition_t *e =
                         rd_kafka_topic_partition_list_add(l, p->topic,

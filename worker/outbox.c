@@ -21,7 +21,7 @@
 
 /* Longest pause between rounds while nothing can be delivered or the
  * database is down. */
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_MAX_MS 10000
 
 /* One row per outbox row and header (LEFT JOIN), so a row's headers come
  * right after it. jsonb_each_text gives every header value as text; a
@@ -39,8 +39,17 @@ static const char CLAIM_SQL[] =
         "             THEN c.headers END) h ON true"
         "  ORDER BY c.id, h.key";
 
-enum { COL_ID, COL_KIND, COL_KEY, COL_PAYLOAD, COL_MOVEMENT, COL_REQ,
-       COL_ATTEMPTS, COL_HKEY, COL_HVAL };
+enum {
+        COL_ID,
+        COL_KIND,
+        COL_KEY,
+        COL_PAYLOAD,
+        COL_MOVEMENT,
+        COL_REQ,
+        COL_ATTEMPTS,
+        COL_HKEY,
+        COL_HVAL
+};
 
 struct row {
         long long id;
@@ -50,7 +59,7 @@ struct row {
         const char *movement_id; /* borrowed, may be NULL */
         const char *request_id;  /* borrowed, may be NULL */
         long long attempts;
-        unsigned char *payload;   /* owned (PQfreemem) */
+        unsigned char *payload; /* owned (PQfreemem) */
         size_t len;
         rd_kafka_headers_t *hdrs; /* owned until produced */
         rd_kafka_resp_err_t err;
@@ -79,8 +88,8 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void count(struct outbox *o, unsigned long long *field,
-                  unsigned long long n)
+static void
+count(struct outbox *o, unsigned long long *field, unsigned long long n)
 {
         pthread_mutex_lock(&o->mu);
         *field += n;
@@ -88,8 +97,8 @@ static void count(struct outbox *o, unsigned long long *field,
 }
 
 /* Runs inside rd_kafka_poll() on the publisher thread. */
-static void delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg,
-                      void *opaque)
+static void
+delivered(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
         (void)rk;
         struct outbox *o = opaque;
@@ -126,8 +135,7 @@ struct outbox *outbox_new(const struct config *cfg, struct ss_error *err)
                 return NULL;
         }
         if (pipe2(o->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
-                ss_error_set(err, SS_ERR_INTERNAL, "pipe: %s",
-                             strerror(errno));
+                ss_error_set(err, SS_ERR_INTERNAL, "pipe: %s", strerror(errno));
                 goto fail;
         }
         o->rk = producer_new(o, err);
@@ -162,8 +170,7 @@ static void rows_free(struct row *v, size_t n)
 
 /* Turns the claim result into one struct row per outbox row. Returns the
  * number of rows, or (size_t)-1 when out of memory. */
-static size_t rows_load(struct outbox *o, const PGresult *res,
-                        struct row **out)
+static size_t rows_load(struct outbox *o, const PGresult *res, struct row **out)
 {
         int nt = PQntuples(res);
         struct row *v = calloc(nt > 0 ? (size_t)nt : 1, sizeof(*v));
@@ -182,8 +189,8 @@ static size_t rows_load(struct outbox *o, const PGresult *res,
                         r->request_id = db_val(res, i, COL_REQ);
                         r->attempts = db_ll(res, i, COL_ATTEMPTS, 0);
                         r->payload = PQunescapeBytea(
-                                (const unsigned char *)PQgetvalue(
-                                        res, i, COL_PAYLOAD),
+                                (const unsigned char *)PQgetvalue(res, i,
+                                                                  COL_PAYLOAD),
                                 &r->len);
                         if (r->payload == NULL)
                                 goto nomem;
@@ -243,8 +250,9 @@ static void await_reports(struct outbox *o)
                 rd_kafka_poll(o->rk, 100);
                 if (!purged && atomic_load(&o->stopping) &&
                     now_ms() >= atomic_load(&o->drain_until)) {
-                        rd_kafka_purge(o->rk, RD_KAFKA_PURGE_F_QUEUE |
-                                                      RD_KAFKA_PURGE_F_INFLIGHT);
+                        rd_kafka_purge(o->rk,
+                                       RD_KAFKA_PURGE_F_QUEUE |
+                                               RD_KAFKA_PURGE_F_INFLIGHT);
                         purged = true;
                 }
         }
@@ -268,8 +276,12 @@ static void log_failure(const struct row *r)
 }
 
 /* Records the outcome of every row of the batch; the caller commits. */
-static enum ss_err mark(struct outbox *o, const struct row *v, size_t n,
-                        size_t *sent, size_t *failed, struct ss_error *err)
+static enum ss_err mark(struct outbox *o,
+                        const struct row *v,
+                        size_t n,
+                        size_t *sent,
+                        size_t *failed,
+                        struct ss_error *err)
 {
         struct buf ok = BUF_INIT, bad = BUF_INIT, why = BUF_INIT;
         enum ss_err rc = SS_OK;
@@ -286,7 +298,7 @@ static enum ss_err mark(struct outbox *o, const struct row *v, size_t n,
                 log_failure(&v[i]);
                 db_array_ll(&bad, v[i].id);
                 db_array_text(&why, v[i].topic ? rd_kafka_err2str(v[i].err)
-                                                : "unknown outbox kind");
+                                               : "unknown outbox kind");
                 (*failed)++;
         }
         db_array_end(&ok);
@@ -324,8 +336,10 @@ out:
 }
 
 /* One claim-produce-mark round. *rows is how many rows were claimed. */
-static enum ss_err publish_round(struct outbox *o, size_t *rows,
-                                 size_t *sent, size_t *failed,
+static enum ss_err publish_round(struct outbox *o,
+                                 size_t *rows,
+                                 size_t *sent,
+                                 size_t *failed,
                                  struct ss_error *err)
 {
         PGresult *res = NULL;
@@ -394,9 +408,8 @@ static bool connected(struct outbox *o)
 
         struct ss_error err = { 0 };
         o->conn = db_connect(o->cfg->database_url, &err);
-        if (o->conn != NULL &&
-            db_exec(o->conn, "LISTEN " OUTBOX_CHANNEL, 0, NULL, &err) ==
-                    SS_OK) {
+        if (o->conn != NULL && db_exec(o->conn, "LISTEN " OUTBOX_CHANNEL, 0,
+                                       NULL, &err) == SS_OK) {
                 log_msg(LOG_INFO, "outbox_connected", "channel=%s",
                         OUTBOX_CHANNEL);
                 return true;
@@ -509,8 +522,8 @@ static int64_t step(struct outbox *o, int64_t *backoff)
         *backoff = interval;
         return rows >= (size_t)o->cfg->outbox_batch ? 0 : interval;
 slow:
-        *backoff = *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                 : *backoff * 2;
+        *backoff =
+                *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff * 2;
         return *backoff;
 }
 

@@ -43,8 +43,7 @@ struct outbox_stats {
 struct outbox *outbox_new(const struct config *cfg, struct ss_error *err);
 
 /* Starts the publishing thread. Returns SS_ERR_INTERNAL when it cannot. */
-enum ss_err outbox_start(struct outbox *o, struct ss_error *err)
-        SS_MUSTCHECK;
+enum ss_err outbox_start(struct outbox *o, struct ss_error *err) SS_MUSTCHECK;
 
 /* Asks the thread to stop after a final drain: it keeps publishing while
  * rows are pending, for at most drain_ms, then gives back what is still

@@ -44,6 +44,9 @@ WOO_KEY = "ck_%skey" % RUN
 WOO_SECRET = "cs_%sSECRET" % RUN
 BC_STORE_HASH = "ct%s" % RUN[:6]
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:")
+
 # Keep retries quick: the cases count requests, they do not need to wait.
 FAST = ["--base-delay-ms", "20", "--attempts", "4"]
 
@@ -150,6 +153,14 @@ class Sim:
     @property
     def url(self):
         return self.platform.url(self.port)
+
+    def credentials_file(self, creds):
+        """Writes creds to a private file and returns its path."""
+        path = os.path.join(self.tmp.name, "credentials.json")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(creds, f)
+        return path
 
     def _call(self, method, name, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -265,16 +276,22 @@ class Contract:
     # Helpers -------------------------------------------------------------
     def probe(self, *args, creds=None, extra=(), timeout=120):
         info = PLATFORM_INFO[self.platform]
+        # Credentials go by @FILE, as they should in production: argv is
+        # visible to every user of the machine.
+        cred_file = self.sim.credentials_file(
+            creds if creds is not None else info.credentials)
         argv = [probe_path(), "--platform", self.platform, "--url",
-                self.sim.url, "--credentials",
-                json.dumps(creds if creds is not None else info.credentials)]
+                self.sim.url, "--credentials", "@" + cred_file]
         argv += list(extra) + list(args)
         p = subprocess.run(argv, capture_output=True, text=True,
                            timeout=timeout)
-        shown = [a if "--credentials" not in argv[max(i - 1, 0)] else "***"
-                 for i, a in enumerate(argv)]
-        run = ProbeRun(shown, p.returncode, p.stdout, p.stderr)
+        run = ProbeRun(argv, p.returncode, p.stdout, p.stderr)
         type(self).outputs.append(p.stdout + p.stderr)
+        # Under -Db_sanitize a leak or UB report fails the case that ran it.
+        for mark in SANITIZER_MARKS:
+            if mark in p.stderr:
+                self.fail("sanitizer report from adapter-probe:\n"
+                          + run.describe())
         return run
 
     def assertResult(self, run, code, rc=None):

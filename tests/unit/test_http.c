@@ -1,12 +1,15 @@
 /* common/http: backoff bounds, Retry-After, status classes, the URL rule,
  * and real exchanges (headers, bodies, keep-alive, caps, retries) against
  * the scripted loopback responder in fake_http.c. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -17,8 +20,7 @@
 
 #define JSON_HDR "Content-Type: application/json\r\n"
 
-/* ---- helpers --------------------------------------------------------------
- */
+/* ---- helpers ---- */
 
 struct sleeps {
         unsigned ms[32];
@@ -60,8 +62,24 @@ static char *url_of(struct fake_http *f, const char *path)
         return url;
 }
 
-/* ---- policy and backoff
- * ------------------------------------------------------ */
+/* The URL of a loopback port we bound and closed again, so nothing of
+ * anyone else's is touched and the connection is refused. */
+static void dead_port_url(char *out, size_t outsz)
+{
+        struct sockaddr_in sa = { .sin_family = AF_INET };
+        socklen_t len = sizeof(sa);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+        assert_true(fd >= 0);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+        close(fd);
+        snprintf(out, outsz, "http://127.0.0.1:%u/",
+                 (unsigned)ntohs(sa.sin_port));
+}
+
+/* ---- policy and backoff ---- */
 
 static void policy_defaults(void **state)
 {
@@ -116,8 +134,7 @@ static void backoff_edge_policies(void **state)
                 assert_true(http_backoff_ms(&p, 1000) <= 4000000000u);
 }
 
-/* ---- headers and Retry-After -----------------------------------------------
- */
+/* ---- headers and Retry-After ---- */
 
 static void header_lookup(void **state)
 {
@@ -214,8 +231,7 @@ static void retry_after_dates(void **state)
         assert_int_equal(retry_after_of("Someday, never"), -1);
 }
 
-/* ---- classification and URLs -----------------------------------------------
- */
+/* ---- classification and URLs ---- */
 
 static void classify_statuses(void **state)
 {
@@ -304,8 +320,7 @@ static void url_rule(void **state)
         assert_false(http_url_allowed(NULL));
 }
 
-/* ---- exchanges --------------------------------------------------------------
- */
+/* ---- exchanges ---- */
 
 static void get_with_headers_and_keepalive(void **state)
 {
@@ -487,8 +502,7 @@ static void body_cap(void **state)
         fake_http_stop(f);
 }
 
-/* ---- the retry policy
- * ---------------------------------------------------------- */
+/* ---- the retry policy ---- */
 
 static void retry_5xx_when_idempotent(void **state)
 {
@@ -818,8 +832,10 @@ static void timeout_is_reported(void **state)
         assert_int_equal(http_do(c, &req, NULL, NULL, &r, &err),
                          SS_ERR_TIMEOUT);
         assert_int_equal(s.n, 0);
-        /* A dead port: refused at once, retried when safe. */
-        req.url = "http://127.0.0.1:1/";
+        /* A port we held and let go: refused at once, retried when safe. */
+        char dead[64];
+        dead_port_url(dead, sizeof(dead));
+        req.url = dead;
         req.idempotent = true;
         assert_int_equal(http_do(c, &req, NULL, NULL, &r, &err), SS_ERR_HTTP);
         assert_int_equal(r.status, 0);

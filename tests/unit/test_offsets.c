@@ -35,7 +35,7 @@ static void nothing_before_first_message(void **state)
         assert_int_equal(offsets_running(t, T, 0), 0);
         assert_true(offsets_cancelled(t, T, 0));
 
-        rd_kafka_topic_partition_list_t *due = offsets_due(t, NULL);
+        rd_kafka_topic_partition_list_t *due = offsets_due(t, NULL, false);
         assert_non_null(due);
         assert_int_equal(due->cnt, 0);
         rd_kafka_topic_partition_list_destroy(due);
@@ -187,7 +187,7 @@ static void revoke_forgets_partition(void **state)
         assert_false(offsets_committable(t, T, 0, &off));
         assert_int_equal(offsets_running(t, T, 0), 0);
 
-        rd_kafka_topic_partition_list_t *due = offsets_due(t, NULL);
+        rd_kafka_topic_partition_list_t *due = offsets_due(t, NULL, false);
         assert_int_equal(due->cnt, 1);
         assert_int_equal(due->elems[0].partition, 1);
         assert_int_equal(due->elems[0].offset, 9);
@@ -209,18 +209,23 @@ static void due_offers_only_moved_watermarks(void **state)
         assert_int_equal(offsets_begin(t, T, 1, 20), SS_OK);
         assert_int_equal(offsets_done(t, T, 0, 10), SS_OK);
 
-        rd_kafka_topic_partition_list_t *due = offsets_due(t, NULL);
+        rd_kafka_topic_partition_list_t *due = offsets_due(t, NULL, false);
         assert_int_equal(due->cnt, 2);
         offsets_committed(t, due);
         rd_kafka_topic_partition_list_destroy(due);
 
-        due = offsets_due(t, NULL);
+        due = offsets_due(t, NULL, false);
         assert_int_equal(due->cnt, 0);
+        rd_kafka_topic_partition_list_destroy(due);
+
+        /* A final commit asks for everything, committed or not. */
+        due = offsets_due(t, NULL, true);
+        assert_int_equal(due->cnt, 2);
         rd_kafka_topic_partition_list_destroy(due);
 
         /* Partition 1 finishes: only it is due, at 21. */
         assert_int_equal(offsets_done(t, T, 1, 20), SS_OK);
-        due = offsets_due(t, NULL);
+        due = offsets_due(t, NULL, false);
         assert_int_equal(due->cnt, 1);
         assert_string_equal(due->elems[0].topic, T);
         assert_int_equal(due->elems[0].partition, 1);
@@ -231,7 +236,7 @@ static void due_offers_only_moved_watermarks(void **state)
         offsets_committed(t, due);
         offsets_commit_failed(t, due);
         rd_kafka_topic_partition_list_destroy(due);
-        due = offsets_due(t, NULL);
+        due = offsets_due(t, NULL, false);
         assert_int_equal(due->cnt, 1);
         assert_int_equal(due->elems[0].offset, 21);
         rd_kafka_topic_partition_list_destroy(due);
@@ -245,18 +250,18 @@ static void stale_failure_keeps_newer_commit(void **state)
         struct offsets *t = offsets_new();
         assert_int_equal(offsets_begin(t, T, 0, 1), SS_OK);
         assert_int_equal(offsets_done(t, T, 0, 1), SS_OK);
-        rd_kafka_topic_partition_list_t *old = offsets_due(t, NULL);
+        rd_kafka_topic_partition_list_t *old = offsets_due(t, NULL, false);
         offsets_committed(t, old);
 
         assert_int_equal(offsets_begin(t, T, 0, 2), SS_OK);
         assert_int_equal(offsets_done(t, T, 0, 2), SS_OK);
-        rd_kafka_topic_partition_list_t *cur = offsets_due(t, NULL);
+        rd_kafka_topic_partition_list_t *cur = offsets_due(t, NULL, false);
         assert_int_equal(cur->elems[0].offset, 3);
         offsets_committed(t, cur);
 
         old->elems[0].err = RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT;
         offsets_commit_failed(t, old);
-        rd_kafka_topic_partition_list_t *due = offsets_due(t, NULL);
+        rd_kafka_topic_partition_list_t *due = offsets_due(t, NULL, false);
         assert_int_equal(due->cnt, 0);
         rd_kafka_topic_partition_list_destroy(due);
         rd_kafka_topic_partition_list_destroy(cur);
@@ -277,7 +282,7 @@ static void due_filtered_by_partition_list(void **state)
         rd_kafka_topic_partition_list_add(only, T, 2);
         rd_kafka_topic_partition_list_add(only, "other", 0);
 
-        rd_kafka_topic_partition_list_t *due = offsets_due(t, only);
+        rd_kafka_topic_partition_list_t *due = offsets_due(t, only, false);
         assert_int_equal(due->cnt, 1);
         assert_int_equal(due->elems[0].partition, 2);
         assert_int_equal(due->elems[0].offset, 2);
@@ -313,7 +318,11 @@ static void rewind_holds_watermark(void **state)
 static void shuffled_against_model(void **state)
 {
         (void)state;
-        enum { N = 3000 };
+
+        enum {
+                N = 3000
+        };
+
         int64_t *offs = malloc(N * sizeof(*offs));
         int64_t *order = malloc(N * sizeof(*order));
         char *done = calloc(N, 1);
@@ -346,8 +355,7 @@ static void shuffled_against_model(void **state)
                         first++;
                 int64_t want = first < N ? offs[first] : offs[N - 1] + 1;
                 assert_int_equal(watermark(t, T, 7), want);
-                assert_int_equal(offsets_running(t, T, 7),
-                                 (size_t)(N - k - 1));
+                assert_int_equal(offsets_running(t, T, 7), (size_t)(N - k - 1));
         }
         offsets_free(t);
         free(done);
