@@ -7,12 +7,12 @@
 #include "buf.h"
 #include "log.h"
 
-static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                         const char *buf)
+static void
+kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
         (void)rk;
         /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
-        enum log_level lvl = level <= 3 ? LOG_ERROR
+        enum log_level lvl = level <= 3   ? LOG_ERROR
                              : level == 4 ? LOG_WARN
                              : level <= 6 ? LOG_INFO
                                           : LOG_DEBUG;
@@ -29,19 +29,20 @@ static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
         log_end(&l);
 }
 
-static enum ss_err set_prop(rd_kafka_conf_t *conf, const char *k,
-                            const char *v, struct ss_error *err)
+static enum ss_err set_prop(rd_kafka_conf_t *conf,
+                            const char *k,
+                            const char *v,
+                            struct ss_error *err)
 {
         char errstr[512];
         if (rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)) !=
             RD_KAFKA_CONF_OK)
-                return ss_error_set(err, SS_ERR_CONFIG,
-                                    "kafka property %s: %s", k, errstr);
+                return ss_error_set(err, SS_ERR_CONFIG, "kafka property %s: %s",
+                                    k, errstr);
         return SS_OK;
 }
 
-rd_kafka_conf_t *kafka_conf_new(const struct config *cfg,
-                                struct ss_error *err)
+rd_kafka_conf_t *kafka_conf_new(const struct config *cfg, struct ss_error *err)
 {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         char *props = NULL;
@@ -111,7 +112,8 @@ void kafka_log_partitions(const char *event,
         buf_free(&b);
 }
 
-static void plain_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+static void plain_rebalance(rd_kafka_t *rk,
+                            rd_kafka_resp_err_t e,
                             rd_kafka_topic_partition_list_t *parts,
                             void *opaque)
 {
@@ -125,8 +127,10 @@ static void plain_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
         }
 }
 
-rd_kafka_t *kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
-                               void (*rb)(rd_kafka_t *, rd_kafka_resp_err_t,
+rd_kafka_t *kafka_consumer_new(rd_kafka_conf_t *conf,
+                               const char *group,
+                               void (*rb)(rd_kafka_t *,
+                                          rd_kafka_resp_err_t,
                                           rd_kafka_topic_partition_list_t *,
                                           void *),
                                struct ss_error *err)
@@ -135,8 +139,7 @@ rd_kafka_t *kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
          * durable; librdkafka must not store or commit on its own. */
         if (set_prop(conf, "group.id", group, err) != SS_OK ||
             set_prop(conf, "enable.auto.commit", "false", err) != SS_OK ||
-            set_prop(conf, "enable.auto.offset.store", "false", err) !=
-                    SS_OK ||
+            set_prop(conf, "enable.auto.offset.store", "false", err) != SS_OK ||
             set_prop(conf, "auto.offset.reset", "earliest", err) != SS_OK) {
                 rd_kafka_conf_destroy(conf);
                 return NULL;
@@ -155,8 +158,10 @@ rd_kafka_t *kafka_consumer_new(rd_kafka_conf_t *conf, const char *group,
         return rk;
 }
 
-enum ss_err kafka_subscribe(rd_kafka_t *rk, const char *const *topics,
-                            size_t n, struct ss_error *err)
+enum ss_err kafka_subscribe(rd_kafka_t *rk,
+                            const char *const *topics,
+                            size_t n,
+                            struct ss_error *err)
 {
         rd_kafka_topic_partition_list_t *l =
                 rd_kafka_topic_partition_list_new((int)n);
@@ -176,7 +181,8 @@ struct sync_dr {
         int done;
 };
 
-void kafka_dr_sync_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
+void kafka_dr_sync_cb(rd_kafka_t *rk,
+                      const rd_kafka_message_t *msg,
                       void *opaque)
 {
         (void)rk;
@@ -188,9 +194,12 @@ void kafka_dr_sync_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg,
         }
 }
 
-enum ss_err kafka_produce_sync(rd_kafka_t *rk, const char *topic,
-                               const char *key, const void *payload,
-                               size_t len, int timeout_ms,
+enum ss_err kafka_produce_sync(rd_kafka_t *rk,
+                               const char *topic,
+                               const char *key,
+                               const void *payload,
+                               size_t len,
+                               int timeout_ms,
                                struct ss_error *err)
 {
         struct sync_dr dr = { RD_KAFKA_RESP_ERR_NO_ERROR, 0 };

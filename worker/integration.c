@@ -13,8 +13,10 @@ static char *dup_val(const PGresult *res, int col)
         return v ? strdup(v) : NULL;
 }
 
-enum ss_err integration_load(PGconn *conn, long long id,
-                             struct integration *out, struct ss_error *err)
+enum ss_err integration_load(PGconn *conn,
+                             long long id,
+                             struct integration *out,
+                             struct ss_error *err)
 {
         memset(out, 0, sizeof(*out));
         char idbuf[24];
@@ -41,8 +43,7 @@ enum ss_err integration_load(PGconn *conn, long long id,
         }
         out->id = db_ll(res, 0, 0, 0);
         out->client_id = db_ll(res, 0, 1, 0);
-        snprintf(out->platform, sizeof(out->platform), "%s",
-                 db_val(res, 0, 2));
+        snprintf(out->platform, sizeof(out->platform), "%s", db_val(res, 0, 2));
         out->store_url = dup_val(res, 3);
         out->credentials = dup_val(res, 4);
         out->store_location_id = dup_val(res, 5);

@@ -10,9 +10,12 @@
 #include "../common/buf.h"
 #include "../common/db.h"
 
-enum ss_err ledger_load_units(PGconn *conn, long long client_id,
-                              long long unit_id, long long location_id,
-                              struct unit_rows *out, struct ss_error *err)
+enum ss_err ledger_load_units(PGconn *conn,
+                              long long client_id,
+                              long long unit_id,
+                              long long location_id,
+                              struct unit_rows *out,
+                              struct ss_error *err)
 {
         char c[24], u[24], l[24];
         snprintf(c, sizeof(c), "%lld", client_id);
@@ -66,8 +69,7 @@ enum ss_err ledger_load_units(PGconn *conn, long long client_id,
                 if (r->sku == NULL || r->name == NULL) {
                         PQclear(res);
                         unit_rows_free(out);
-                        return ss_error_set(err, SS_ERR_NOMEM,
-                                            "out of memory");
+                        return ss_error_set(err, SS_ERR_NOMEM, "out of memory");
                 }
         }
         PQclear(res);
@@ -99,9 +101,12 @@ static int cmp_held(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-static enum ss_err lock_stock(PGconn *conn, long long location_id,
-                              const struct pull_item *items, size_t n,
-                              struct held **out, size_t *nout,
+static enum ss_err lock_stock(PGconn *conn,
+                              long long location_id,
+                              const struct pull_item *items,
+                              size_t n,
+                              struct held **out,
+                              size_t *nout,
                               struct ss_error *err)
 {
         struct buf ids = BUF_INIT;
@@ -150,17 +155,20 @@ static enum ss_err lock_stock(PGconn *conn, long long location_id,
         return SS_OK;
 }
 
-enum ss_err ledger_apply_pull(PGconn *conn, long long integration_id,
-                              long long location_id, const char *request_id,
-                              struct pull_item *items, size_t n,
+enum ss_err ledger_apply_pull(PGconn *conn,
+                              long long integration_id,
+                              long long location_id,
+                              const char *request_id,
+                              struct pull_item *items,
+                              size_t n,
                               struct ss_error *err)
 {
         if (n == 0)
                 return SS_OK;
         struct held *held = NULL;
         size_t nheld = 0;
-        enum ss_err rc = lock_stock(conn, location_id, items, n, &held,
-                                    &nheld, err);
+        enum ss_err rc =
+                lock_stock(conn, location_id, items, n, &held, &nheld, err);
         if (rc != SS_OK)
                 return rc;
 
@@ -172,8 +180,8 @@ enum ss_err ledger_apply_pull(PGconn *conn, long long integration_id,
         for (size_t i = 0; i < n; i++) {
                 struct pull_item *it = &items[i];
                 struct held key = { .unit_id = it->unit_id };
-                struct held *h = bsearch(&key, held, nheld, sizeof(*held),
-                                         cmp_held);
+                struct held *h =
+                        bsearch(&key, held, nheld, sizeof(*held), cmp_held);
                 long long total = h ? h->total : 0;
                 long long plain = h ? h->plain : 0;
                 long long change = it->target - total;
@@ -205,8 +213,8 @@ enum ss_err ledger_apply_pull(PGconn *conn, long long integration_id,
                 snprintf(loc, sizeof(loc), "%lld", location_id);
                 snprintf(integ, sizeof(integ), "%lld", integration_id);
                 const char *p[] = { buf_str(&units), buf_str(&changes),
-                                    buf_str(&notes), loc, request_id,
-                                    integ };
+                                    buf_str(&notes), loc,
+                                    request_id,      integ };
                 if (!p[0] || !p[1] || !p[2])
                         rc = ss_error_set(err, SS_ERR_NOMEM, "out of memory");
                 else
@@ -228,8 +236,10 @@ enum ss_err ledger_apply_pull(PGconn *conn, long long integration_id,
         return rc;
 }
 
-enum ss_err ledger_record_push(PGconn *conn, const char *request_id,
-                               const struct push_row *rows, size_t n,
+enum ss_err ledger_record_push(PGconn *conn,
+                               const char *request_id,
+                               const struct push_row *rows,
+                               size_t n,
                                struct ss_error *err)
 {
         if (n == 0)

@@ -102,9 +102,11 @@ static long slot_target(const struct slot *sl)
         return sl->dup ? MATCH_AMBIGUOUS : sl->idx;
 }
 
-enum ss_err match_skus(const char *const *unit_skus, size_t n_units,
+enum ss_err match_skus(const char *const *unit_skus,
+                       size_t n_units,
                        const struct store_levels *levels,
-                       bool case_insensitive, struct match_result *out)
+                       bool case_insensitive,
+                       struct match_result *out)
 {
         struct table units = { 0 }, folded = { 0 }, store = { 0 };
         char key[KEY_MAX];
@@ -147,9 +149,8 @@ enum ss_err match_skus(const char *const *unit_skus, size_t n_units,
                 const struct slot *ss = table_get(&store, key);
                 long u = slot_target(table_get(&units, key));
                 if (ss->dup || u == MATCH_AMBIGUOUS) {
-                        out->unit_of_level[l] = u == MATCH_NONE
-                                                        ? MATCH_NONE
-                                                        : MATCH_AMBIGUOUS;
+                        out->unit_of_level[l] =
+                                u == MATCH_NONE ? MATCH_NONE : MATCH_AMBIGUOUS;
                         if (u >= 0)
                                 out->level_of_unit[u] = MATCH_AMBIGUOUS;
                         continue;
@@ -161,8 +162,8 @@ enum ss_err match_skus(const char *const *unit_skus, size_t n_units,
                 }
                 if (!case_insensitive &&
                     match_key(levels->v[l].sku, true, key, sizeof(key)))
-                        out->near_unit[l] = slot_target(
-                                table_get(&folded, key));
+                        out->near_unit[l] =
+                                slot_target(table_get(&folded, key));
         }
         /* Units colliding with each other under the rule match nothing. */
         for (size_t u = 0; u < n_units; u++)

@@ -13,7 +13,7 @@
 
 #include "../adapters/adapter.h"
 
-#define MATCH_NONE (-1L)
+#define MATCH_NONE      (-1L)
 #define MATCH_AMBIGUOUS (-2L)
 
 struct match_result {
@@ -31,10 +31,11 @@ struct match_result {
 
 /* Matches unit_skus[0..n_units) against levels. Returns SS_OK or
  * SS_ERR_NOMEM; free the result with match_result_free(). */
-enum ss_err match_skus(const char *const *unit_skus, size_t n_units,
+enum ss_err match_skus(const char *const *unit_skus,
+                       size_t n_units,
                        const struct store_levels *levels,
-                       bool case_insensitive, struct match_result *out)
-        SS_MUSTCHECK;
+                       bool case_insensitive,
+                       struct match_result *out) SS_MUSTCHECK;
 
 void match_result_free(struct match_result *r);
 

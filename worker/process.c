@@ -35,8 +35,7 @@ struct processor {
         struct http_client *http;
 };
 
-struct processor *processor_new(const struct config *cfg,
-                                struct ss_error *err)
+struct processor *processor_new(const struct config *cfg, struct ss_error *err)
 {
         struct processor *p = calloc(1, sizeof(*p));
         if (p == NULL) {
@@ -72,8 +71,8 @@ void processor_free(struct processor *p)
         free(p);
 }
 
-static enum ss_err advisory(PGconn *conn, long long integration, bool lock,
-                            struct ss_error *err)
+static enum ss_err
+advisory(PGconn *conn, long long integration, bool lock, struct ss_error *err)
 {
         char id[24];
         snprintf(id, sizeof(id), "%lld", integration);
@@ -89,8 +88,10 @@ static enum ss_err advisory(PGconn *conn, long long integration, bool lock,
 }
 
 /* Ends a recorded request without running it: state `rejected` with why. */
-static enum ss_err refuse(struct processor *p, const struct sync_request *req,
-                          const struct ss_error *why, struct ss_error *err)
+static enum ss_err refuse(struct processor *p,
+                          const struct sync_request *req,
+                          const struct ss_error *why,
+                          struct ss_error *err)
 {
         struct report rep;
         report_init(&rep);
@@ -108,8 +109,10 @@ static enum ss_err refuse(struct processor *p, const struct sync_request *req,
 }
 
 /* Ends a recorded request as failed before any store write. */
-static enum ss_err fail(struct processor *p, const struct sync_request *req,
-                        const struct ss_error *why, struct ss_error *err)
+static enum ss_err fail(struct processor *p,
+                        const struct sync_request *req,
+                        const struct ss_error *why,
+                        struct ss_error *err)
 {
         struct report rep;
         report_init(&rep);
@@ -127,9 +130,11 @@ static enum ss_err fail(struct processor *p, const struct sync_request *req,
 }
 
 /* Checks that the unit exists and belongs to the integration's client. */
-static enum ss_err check_unit(PGconn *conn, const struct sync_request *req,
+static enum ss_err check_unit(PGconn *conn,
+                              const struct sync_request *req,
                               const struct integration *it,
-                              struct ss_error *why, struct ss_error *err)
+                              struct ss_error *why,
+                              struct ss_error *err)
 {
         char id[24];
         snprintf(id, sizeof(id), "%lld", req->unit_id);
@@ -158,13 +163,13 @@ static enum ss_err check_unit(PGconn *conn, const struct sync_request *req,
 }
 
 /* Steps 4 and 5 for a recorded request. */
-static enum ss_err run(struct processor *p, const struct sync_request *req,
-                       struct ss_error *err)
+static enum ss_err
+run(struct processor *p, const struct sync_request *req, struct ss_error *err)
 {
         struct integration it;
         struct ss_error why = { 0 };
-        enum ss_err rc = integration_load(p->conn, req->integration_id, &it,
-                                          &why);
+        enum ss_err rc =
+                integration_load(p->conn, req->integration_id, &it, &why);
         if (rc == SS_ERR_DB) {
                 *err = why;
                 return SS_ERR_DB;
@@ -256,12 +261,12 @@ out:
         return rc;
 }
 
-enum ss_err processor_handle(struct processor *p, const struct msg_view *msg,
+enum ss_err processor_handle(struct processor *p,
+                             const struct msg_view *msg,
                              struct ss_error *err)
 {
         if (!db_ensure(p->conn))
-                return ss_error_set(err, SS_ERR_DB,
-                                    "database unreachable: %s",
+                return ss_error_set(err, SS_ERR_DB, "database unreachable: %s",
                                     PQerrorMessage(p->conn));
 
         struct sync_request req;
@@ -298,8 +303,8 @@ enum ss_err processor_handle(struct processor *p, const struct msg_view *msg,
         } else if (rc == SS_OK) {
                 if (seen == REQ_RESUMED)
                         log_msg(LOG_INFO, "request_resumed",
-                                "partition=%d offset=%lld",
-                                (int)msg->partition, (long long)msg->offset);
+                                "partition=%d offset=%lld", (int)msg->partition,
+                                (long long)msg->offset);
                 rc = run(p, &req, err);
         }
         struct ss_error uerr;

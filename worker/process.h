@@ -29,8 +29,7 @@ struct processor;
 
 /* Returns a new processor (free with processor_free), or NULL with err set.
  * cfg is borrowed and must outlive it. */
-struct processor *processor_new(const struct config *cfg,
-                                struct ss_error *err);
+struct processor *processor_new(const struct config *cfg, struct ss_error *err);
 void processor_free(struct processor *p);
 
 /* Handles msg to completion. Returns SS_OK when its outcome -- applied,
@@ -40,7 +39,8 @@ void processor_free(struct processor *p);
  * the transaction failed for a reason that may pass: nothing was applied;
  * the caller must not commit the offset and should retry the same message
  * after a pause. */
-enum ss_err processor_handle(struct processor *p, const struct msg_view *msg,
+enum ss_err processor_handle(struct processor *p,
+                             const struct msg_view *msg,
                              struct ss_error *err) SS_MUSTCHECK;
 
 #endif

@@ -8,8 +8,10 @@
 #include "status.h"
 #include "sync.h"
 
-enum ss_err sync_read_store(struct sync_ctx *ctx, const struct unit_rows *units,
-                            struct store_levels *levels, struct ss_error *err)
+enum ss_err sync_read_store(struct sync_ctx *ctx,
+                            const struct unit_rows *units,
+                            struct store_levels *levels,
+                            struct ss_error *err)
 {
         if (ctx->req->unit_id == 0)
                 return ctx->ops->list_levels(ctx->adapter, NULL, 0, levels,
@@ -19,9 +21,11 @@ enum ss_err sync_read_store(struct sync_ctx *ctx, const struct unit_rows *units,
         return ctx->ops->list_levels(ctx->adapter, &sku, 1, levels, err);
 }
 
-enum ss_err sync_match(struct sync_ctx *ctx, const struct unit_rows *units,
+enum ss_err sync_match(struct sync_ctx *ctx,
+                       const struct unit_rows *units,
                        const struct store_levels *levels,
-                       struct match_result *m, struct ss_error *err)
+                       struct match_result *m,
+                       struct ss_error *err)
 {
         const char **skus = calloc(units->n + 1, sizeof(*skus));
         if (skus == NULL)
@@ -36,7 +40,8 @@ enum ss_err sync_match(struct sync_ctx *ctx, const struct unit_rows *units,
         return SS_OK;
 }
 
-void sync_report_matching(struct sync_ctx *ctx, const struct unit_rows *units,
+void sync_report_matching(struct sync_ctx *ctx,
+                          const struct unit_rows *units,
                           const struct store_levels *levels,
                           const struct match_result *m)
 {
@@ -67,9 +72,11 @@ void sync_report_matching(struct sync_ctx *ctx, const struct unit_rows *units,
 }
 
 /* Decides, per matched unit, whether its store level can be pulled. */
-static size_t plan_pull(struct sync_ctx *ctx, const struct unit_rows *units,
+static size_t plan_pull(struct sync_ctx *ctx,
+                        const struct unit_rows *units,
                         const struct store_levels *levels,
-                        const struct match_result *m, struct pull_item *items)
+                        const struct match_result *m,
+                        struct pull_item *items)
 {
         struct report *rep = ctx->rep;
         size_t n = 0;
@@ -109,8 +116,11 @@ static size_t plan_pull(struct sync_ctx *ctx, const struct unit_rows *units,
         return n;
 }
 
-static void tally(struct report *rep, const struct pull_item *items, size_t n,
-                  bool dry_run, const struct unit_rows *units)
+static void tally(struct report *rep,
+                  const struct pull_item *items,
+                  size_t n,
+                  bool dry_run,
+                  const struct unit_rows *units)
 {
         for (size_t i = 0; i < n; i++) {
                 const struct pull_item *it = &items[i];

@@ -44,8 +44,8 @@ static long long now_ms(void)
  * taking it off the target keeps the store from being set above what is
  * really left. A rise (a return on the store) is not added: the warehouse
  * decides what comes back into stock. */
-static long long adjust_for_sales(long long target, long long read,
-                                  long long now)
+static long long
+adjust_for_sales(long long target, long long read, long long now)
 {
         long long t = target + (now < read ? now - read : 0);
         return t < 0 ? 0 : t;
@@ -69,8 +69,10 @@ static enum ss_err gate(struct sync_ctx *ctx)
                 return SS_OK;
         }
         rep->state = "skipped";
-        ss_error_set(&rep->error, why, "%s; push skipped (use force to push "
-                                       "anyway)", what);
+        ss_error_set(&rep->error, why,
+                     "%s; push skipped (use force to push "
+                     "anyway)",
+                     what);
         return why;
 }
 
@@ -82,9 +84,11 @@ static long long unit_buffer(const struct sync_ctx *ctx,
 
 /* Fills items with every matched unit the rules let through; the rest are
  * counted and listed as skipped. Returns the number of items. */
-static size_t plan_push(struct sync_ctx *ctx, const struct unit_rows *units,
+static size_t plan_push(struct sync_ctx *ctx,
+                        const struct unit_rows *units,
                         const struct store_levels *levels,
-                        const struct match_result *m, struct push_item *items)
+                        const struct match_result *m,
+                        struct push_item *items)
 {
         const struct integration *it = ctx->integ;
         struct report *rep = ctx->rep;
@@ -123,14 +127,14 @@ static size_t plan_push(struct sync_ctx *ctx, const struct unit_rows *units,
                                                        unit_buffer(ctx, ur),
                                                        it->max_list_qty);
                 pi->write = ctx->req->options.all || pi->target != pi->read;
-                pi->row = (struct push_row){ .unit_id = ur->id,
-                                             .sku = lv->sku,
-                                             .item_id = lv->item_id,
-                                             .store_before = lv->qty,
-                                             .sent = LLONG_MIN,
-                                             .outcome = pi->write
-                                                                ? "not_attempted"
-                                                                : "unchanged" };
+                pi->row = (struct push_row){
+                        .unit_id = ur->id,
+                        .sku = lv->sku,
+                        .item_id = lv->item_id,
+                        .store_before = lv->qty,
+                        .sent = LLONG_MIN,
+                        .outcome = pi->write ? "not_attempted" : "unchanged"
+                };
         }
         return n;
 }
@@ -197,8 +201,11 @@ static bool guard(struct sync_ctx *ctx, struct push_item *items, size_t n)
 
 /* Re-reads the store levels of items[idx[0..k)] and returns them in now[],
  * LLONG_MIN for an item the store no longer lists with a known level. */
-static enum ss_err reread(struct sync_ctx *ctx, struct push_item *items,
-                          const size_t *idx, size_t k, long long *now,
+static enum ss_err reread(struct sync_ctx *ctx,
+                          struct push_item *items,
+                          const size_t *idx,
+                          size_t k,
+                          long long *now,
                           struct ss_error *err)
 {
         const char **skus = calloc(k + 1, sizeof(*skus));
@@ -207,15 +214,13 @@ static enum ss_err reread(struct sync_ctx *ctx, struct push_item *items,
         for (size_t i = 0; i < k; i++)
                 skus[i] = items[idx[i]].level->sku;
         struct store_levels lv = { 0 };
-        enum ss_err rc = ctx->ops->list_levels(ctx->adapter, skus, k, &lv,
-                                               err);
+        enum ss_err rc = ctx->ops->list_levels(ctx->adapter, skus, k, &lv, err);
         for (size_t i = 0; i < k; i++) {
                 now[i] = LLONG_MIN;
                 const struct store_level *want = items[idx[i]].level;
                 for (size_t j = 0; rc == SS_OK && j < lv.n; j++) {
                         const struct store_level *got = &lv.v[j];
-                        if (strcmp(got->sku, want->sku) != 0 ||
-                            !got->qty_known)
+                        if (strcmp(got->sku, want->sku) != 0 || !got->qty_known)
                                 continue;
                         if (want->item_id && got->item_id &&
                             strcmp(want->item_id, got->item_id) != 0)
@@ -246,8 +251,11 @@ static void record_result(struct push_item *pi, const struct store_write *w)
 
 /* Writes items[idx[0..k)] and records each outcome. Returns SS_OK, or the
  * request-level error that stopped the writes. */
-static enum ss_err write_chunk(struct sync_ctx *ctx, struct push_item *items,
-                               size_t *idx, size_t k, struct ss_error *err)
+static enum ss_err write_chunk(struct sync_ctx *ctx,
+                               struct push_item *items,
+                               size_t *idx,
+                               size_t k,
+                               struct ss_error *err)
 {
         const bool cas = ctx->ops->compare_and_set;
         struct store_write *w = calloc(k + 1, sizeof(*w));
@@ -272,11 +280,12 @@ static enum ss_err write_chunk(struct sync_ctx *ctx, struct push_item *items,
                         if (now[i] == LLONG_MIN || now[i] == pi->read)
                                 continue;
                         moved++;
-                        pi->target = adjust_for_sales(pi->target, pi->read,
-                                                      now[i]);
+                        pi->target =
+                                adjust_for_sales(pi->target, pi->read, now[i]);
                         pi->read = now[i];
                 }
-                log_msg(LOG_INFO, "push_window", "items=%zu moved=%zu "
+                log_msg(LOG_INFO, "push_window",
+                        "items=%zu moved=%zu "
                         "reread_ms=%lld compare_and_set=false",
                         k, moved, now_ms() - t0);
         }
@@ -317,8 +326,8 @@ static enum ss_err write_chunk(struct sync_ctx *ctx, struct push_item *items,
                         struct push_item *pi = &items[idx[i]];
                         if (now[i] == LLONG_MIN)
                                 continue;
-                        pi->target = adjust_for_sales(pi->target, pi->read,
-                                                      now[i]);
+                        pi->target =
+                                adjust_for_sales(pi->target, pi->read, now[i]);
                         pi->read = now[i];
                 }
                 log_msg(LOG_INFO, "push_stale_retry", "items=%zu round=%d",
@@ -331,8 +340,8 @@ out:
         return rc;
 }
 
-static void tally(struct report *rep, struct push_item *items, size_t n,
-                  bool dry_run)
+static void
+tally(struct report *rep, struct push_item *items, size_t n, bool dry_run)
 {
         for (size_t i = 0; i < n; i++) {
                 struct push_item *pi = &items[i];
@@ -362,8 +371,10 @@ static void tally(struct report *rep, struct push_item *items, size_t n,
 }
 
 /* Runs the writes in chunks with a progress event after each. */
-static enum ss_err run_writes(struct sync_ctx *ctx, struct push_item *items,
-                              size_t n, struct ss_error *err)
+static enum ss_err run_writes(struct sync_ctx *ctx,
+                              struct push_item *items,
+                              size_t n,
+                              struct ss_error *err)
 {
         size_t total = 0;
         for (size_t i = 0; i < n; i++)
@@ -373,8 +384,8 @@ static enum ss_err run_writes(struct sync_ctx *ctx, struct push_item *items,
                 return ss_error_set(err, SS_ERR_NOMEM, "out of memory");
         size_t chunk = (size_t)ctx->cfg->status_progress_every;
         size_t done = 0, next = 0;
-        enum ss_err rc = status_progress(ctx->conn, ctx->req, 0,
-                                         (long long)total, err);
+        enum ss_err rc =
+                status_progress(ctx->conn, ctx->req, 0, (long long)total, err);
         while (rc == SS_OK && done < total) {
                 size_t k = 0;
                 while (k < chunk && next < n) {
@@ -392,8 +403,8 @@ static enum ss_err run_writes(struct sync_ctx *ctx, struct push_item *items,
                 done += k;
                 if (done < total) {
                         rc = status_progress(ctx->conn, ctx->req,
-                                             (long long)done,
-                                             (long long)total, err);
+                                             (long long)done, (long long)total,
+                                             err);
                         if (rc != SS_OK)
                                 break;
                 }
@@ -402,8 +413,10 @@ static enum ss_err run_writes(struct sync_ctx *ctx, struct push_item *items,
         return rc;
 }
 
-static enum ss_err finish(struct sync_ctx *ctx, struct push_item *items,
-                          size_t n, struct ss_error *err)
+static enum ss_err finish(struct sync_ctx *ctx,
+                          struct push_item *items,
+                          size_t n,
+                          struct ss_error *err)
 {
         struct push_row *rows = calloc(n + 1, sizeof(*rows));
         if (rows == NULL)

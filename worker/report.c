@@ -31,9 +31,14 @@ void report_free(struct report *r)
         buf_free(&r->extra);
 }
 
-void report_item(struct report *r, enum report_list list, const char *sku,
-                 const char *code, const char *reason, long long before,
-                 long long after, const char *near)
+void report_item(struct report *r,
+                 enum report_list list,
+                 const char *sku,
+                 const char *code,
+                 const char *reason,
+                 long long before,
+                 long long after,
+                 const char *near)
 {
         if (r->list_count[list]++ >= REPORT_LIST_MAX)
                 return;
@@ -91,8 +96,8 @@ void report_detail_json(const struct report *r, struct buf *out)
                         continue;
                 buf_printf(out, "%s\"%s\":{\"count\":%lld,\"items\":[",
                            first ? "" : ",", list_names[i], r->list_count[i]);
-                buf_puts(out, buf_str(&r->lists[i]) ? buf_str(&r->lists[i])
-                                                    : "");
+                buf_puts(out,
+                         buf_str(&r->lists[i]) ? buf_str(&r->lists[i]) : "");
                 buf_puts(out, "]}");
                 first = false;
         }

@@ -25,12 +25,12 @@ enum report_list {
 };
 
 struct report {
-        long long seen;      /* store items and units considered */
+        long long seen; /* store items and units considered */
         long long changed;
         long long unchanged;
         long long skipped;
         long long failed;
-        const char *state;   /* final outcome name, static string */
+        const char *state;     /* final outcome name, static string */
         struct ss_error error; /* request-level error, code 0 if none */
         long long list_count[RL__COUNT];
         struct buf lists[RL__COUNT]; /* JSON array bodies, no brackets */
@@ -44,9 +44,14 @@ void report_free(struct report *r);
 /* Adds an entry to a list: {"sku":..,"code":..,"reason":..,"before":..,
  * "after":..,"near":..}; code/reason/near may be NULL and before/after
  * LLONG_MIN to leave them out. */
-void report_item(struct report *r, enum report_list list, const char *sku,
-                 const char *code, const char *reason, long long before,
-                 long long after, const char *near);
+void report_item(struct report *r,
+                 enum report_list list,
+                 const char *sku,
+                 const char *code,
+                 const char *reason,
+                 long long before,
+                 long long after,
+                 const char *near);
 
 /* Adds a sentence to notes. */
 void report_note(struct report *r, const char *fmt, ...) SS_PRINTF(2, 3);

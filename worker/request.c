@@ -8,12 +8,12 @@
 
 #include "../common/json.h"
 
-static const char *const top_fields[] = { "request_id",   "action",
+static const char *const top_fields[] = { "request_id",     "action",
                                           "integration_id", "unit_id",
-                                          "options",      "requested_by",
-                                          "requested_at", NULL };
-static const char *const option_fields[] = { "force", "bypass_guardrail",
-                                             "all", "dry_run", NULL };
+                                          "options",        "requested_by",
+                                          "requested_at",   NULL };
+static const char *const option_fields[] = { "force", "bypass_guardrail", "all",
+                                             "dry_run", NULL };
 
 static bool in_list(const char *k, const char *const *list)
 {
@@ -23,8 +23,10 @@ static bool in_list(const char *k, const char *const *list)
         return false;
 }
 
-static enum ss_err check_fields(yajl_val obj, const char *const *allowed,
-                                const char *where, struct ss_error *err)
+static enum ss_err check_fields(yajl_val obj,
+                                const char *const *allowed,
+                                const char *where,
+                                struct ss_error *err)
 {
         for (size_t i = 0; i < obj->u.object.len; i++)
                 if (!in_list(obj->u.object.keys[i], allowed))
@@ -57,8 +59,8 @@ bool request_time_valid(const char *s)
         if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
             h > 23 || mi > 59 || sec > 60)
                 return false;
-        if (mo == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 ||
-                                                   y % 400 == 0)))
+        if (mo == 2 && d == 29 &&
+            !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)))
                 return false;
         const char *p = s + 19;
         if (*p == '.') {
@@ -82,12 +84,12 @@ bool request_time_valid(const char *s)
 /* A positive 64-bit id. yajl keeps the literal's text; a literal of
  * digits only that did not fit in a long long is "out of range", one with a
  * fraction or exponent is not an id at all. */
-static enum ss_err read_id(yajl_val v, const char *name, long long *out,
-                           struct ss_error *err)
+static enum ss_err
+read_id(yajl_val v, const char *name, long long *out, struct ss_error *err)
 {
         if (v == NULL)
-                return ss_error_set(err, SS_ERR_MISSING_FIELD,
-                                    "%s is required", name);
+                return ss_error_set(err, SS_ERR_MISSING_FIELD, "%s is required",
+                                    name);
         if (!YAJL_IS_NUMBER(v))
                 return ss_error_set(err, SS_ERR_BAD_FIELD,
                                     "%s must be a positive integer", name);
@@ -105,13 +107,16 @@ static enum ss_err read_id(yajl_val v, const char *name, long long *out,
         return SS_OK;
 }
 
-static enum ss_err read_text(yajl_val obj, const char *name, char *dst,
-                             size_t dstsz, struct ss_error *err)
+static enum ss_err read_text(yajl_val obj,
+                             const char *name,
+                             char *dst,
+                             size_t dstsz,
+                             struct ss_error *err)
 {
         yajl_val v = json_get(obj, name);
         if (v == NULL)
-                return ss_error_set(err, SS_ERR_MISSING_FIELD,
-                                    "%s is required", name);
+                return ss_error_set(err, SS_ERR_MISSING_FIELD, "%s is required",
+                                    name);
         const char *s = json_str(v);
         if (s == NULL)
                 return ss_error_set(err, SS_ERR_BAD_FIELD,
@@ -124,8 +129,8 @@ static enum ss_err read_text(yajl_val obj, const char *name, char *dst,
         return SS_OK;
 }
 
-static enum ss_err read_options(yajl_val v, struct sync_options *o,
-                                struct ss_error *err)
+static enum ss_err
+read_options(yajl_val v, struct sync_options *o, struct ss_error *err)
 {
         memset(o, 0, sizeof(*o));
         if (v == NULL || json_is_null(v))
@@ -136,8 +141,7 @@ static enum ss_err read_options(yajl_val v, struct sync_options *o,
         enum ss_err rc = check_fields(v, option_fields, "options", err);
         if (rc != SS_OK)
                 return rc;
-        bool *dst[] = { &o->force, &o->bypass_guardrail, &o->all,
-                        &o->dry_run };
+        bool *dst[] = { &o->force, &o->bypass_guardrail, &o->all, &o->dry_run };
         for (size_t i = 0; option_fields[i]; i++) {
                 yajl_val b = json_get(v, option_fields[i]);
                 if (b != NULL && !json_bool(b, dst[i]))
@@ -149,8 +153,8 @@ static enum ss_err read_options(yajl_val v, struct sync_options *o,
         return SS_OK;
 }
 
-static enum ss_err check_key(const void *key, size_t key_len, long long id,
-                             struct ss_error *err)
+static enum ss_err
+check_key(const void *key, size_t key_len, long long id, struct ss_error *err)
 {
         if (key == NULL || key_len == 0)
                 return SS_OK;
@@ -165,14 +169,17 @@ static enum ss_err check_key(const void *key, size_t key_len, long long id,
         return SS_OK;
 }
 
-enum ss_err request_parse(const void *payload, size_t len, const void *key,
-                          size_t key_len, size_t max_bytes,
-                          struct sync_request *out, struct ss_error *err)
+enum ss_err request_parse(const void *payload,
+                          size_t len,
+                          const void *key,
+                          size_t key_len,
+                          size_t max_bytes,
+                          struct sync_request *out,
+                          struct ss_error *err)
 {
         memset(out, 0, sizeof(*out));
         if (payload == NULL || len == 0)
-                return ss_error_set(err, SS_ERR_NOT_JSON,
-                                    "message is empty");
+                return ss_error_set(err, SS_ERR_NOT_JSON, "message is empty");
         if (len > max_bytes)
                 return ss_error_set(err, SS_ERR_TOO_LARGE,
                                     "message is %zu bytes; the limit is %zu",

@@ -11,7 +11,10 @@
 
 #define REQUEST_ID_MAX 100
 
-enum sync_action { ACTION_PULL, ACTION_PUSH };
+enum sync_action {
+        ACTION_PULL,
+        ACTION_PUSH
+};
 
 struct sync_options {
         bool force;            /* push despite sync off / store master */
@@ -36,10 +39,13 @@ struct sync_request {
  * bad_field, unknown_field, unknown_action, id_out_of_range, key_mismatch)
  * and out->request_id holds the request id when one could be read (else
  * ""), so the rejection can still be reported against it. */
-enum ss_err request_parse(const void *payload, size_t len, const void *key,
-                          size_t key_len, size_t max_bytes,
-                          struct sync_request *out, struct ss_error *err)
-        SS_MUSTCHECK;
+enum ss_err request_parse(const void *payload,
+                          size_t len,
+                          const void *key,
+                          size_t key_len,
+                          size_t max_bytes,
+                          struct sync_request *out,
+                          struct ss_error *err) SS_MUSTCHECK;
 
 const char *request_action_name(enum sync_action a);
 

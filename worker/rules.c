@@ -3,8 +3,10 @@
 
 #include <stdio.h>
 
-long long rules_available(long long onhand_pickable, long long allocated,
-                          long long buffer, long long max_list)
+long long rules_available(long long onhand_pickable,
+                          long long allocated,
+                          long long buffer,
+                          long long max_list)
 {
         long long a = onhand_pickable - allocated - buffer;
         if (max_list >= 0 && a > max_list)
@@ -12,7 +14,8 @@ long long rules_available(long long onhand_pickable, long long allocated,
         return a < 0 ? 0 : a;
 }
 
-enum guard_rule rules_guardrail(const struct guard_item *items, size_t n,
+enum guard_rule rules_guardrail(const struct guard_item *items,
+                                size_t n,
                                 const struct guard_limits *lim,
                                 struct guard_verdict *v)
 {
@@ -55,7 +58,8 @@ enum guard_rule rules_guardrail(const struct guard_item *items, size_t n,
         return v->rule;
 }
 
-bool rules_guard_offends(const struct guard_item *item, enum guard_rule rule,
+bool rules_guard_offends(const struct guard_item *item,
+                         enum guard_rule rule,
                          const struct guard_limits *lim)
 {
         long long before = item->before > 0 ? item->before : 0;

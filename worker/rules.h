@@ -9,8 +9,10 @@
 /* Available to list = on-hand in pickable locations - open allocations -
  * buffer (safety stock), capped at max_list when max_list >= 0, never
  * below zero. */
-long long rules_available(long long onhand_pickable, long long allocated,
-                          long long buffer, long long max_list);
+long long rules_available(long long onhand_pickable,
+                          long long allocated,
+                          long long buffer,
+                          long long max_list);
 
 /* The percentage rule needs a base wide enough to mean something: a push
  * of one or two units that sells out is a drop of 100 % and no sign of a
@@ -41,19 +43,21 @@ struct guard_verdict {
         long long zeroed;     /* items going from > 0 to 0 */
         long long total_before;
         long long total_after;
-        double drop_pct;      /* of the total; 0 when total_before is 0 */
+        double drop_pct; /* of the total; 0 when total_before is 0 */
         long long worst_item_drop;
-        char message[256];    /* says which rule and by how much */
+        char message[256]; /* says which rule and by how much */
 };
 
 /* Evaluates the run items[0..n) (every item the push covers, changed or
  * not) against lim. Fills v and returns v->rule. */
-enum guard_rule rules_guardrail(const struct guard_item *items, size_t n,
+enum guard_rule rules_guardrail(const struct guard_item *items,
+                                size_t n,
                                 const struct guard_limits *lim,
                                 struct guard_verdict *v);
 
 /* True when item contributes to rule tripping (for listing offenders). */
-bool rules_guard_offends(const struct guard_item *item, enum guard_rule rule,
+bool rules_guard_offends(const struct guard_item *item,
+                         enum guard_rule rule,
                          const struct guard_limits *lim);
 
 const char *rules_guard_name(enum guard_rule rule);

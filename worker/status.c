@@ -15,13 +15,16 @@ void status_now(char out[48])
         struct tm tm;
         gmtime_r(&ts.tv_sec, &tm);
         snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                 (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                 tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
+                 (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday,
+                 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000));
 }
 
 /* The envelope shared by every status event, without the closing brace. */
-static void event_head(struct buf *b, const struct sync_request *req,
-                       const char *action, const char *state, bool final)
+static void event_head(struct buf *b,
+                       const struct sync_request *req,
+                       const char *action,
+                       const char *state,
+                       bool final)
 {
         char at[48];
         status_now(at);
@@ -32,8 +35,7 @@ static void event_head(struct buf *b, const struct sync_request *req,
                 buf_puts(b, "null");
         buf_printf(b, ",\"action\":\"%s\"", action);
         if (req->integration_id)
-                buf_printf(b, ",\"integration_id\":%lld",
-                           req->integration_id);
+                buf_printf(b, ",\"integration_id\":%lld", req->integration_id);
         else
                 buf_puts(b, ",\"integration_id\":null");
         if (req->unit_id)
@@ -44,13 +46,16 @@ static void event_head(struct buf *b, const struct sync_request *req,
                    final ? "true" : "false", at);
 }
 
-static enum ss_err queue(PGconn *conn, const char *kind, const char *key,
-                         const struct buf *payload, const char *headers,
-                         const char *request_id, struct ss_error *err)
+static enum ss_err queue(PGconn *conn,
+                         const char *kind,
+                         const char *key,
+                         const struct buf *payload,
+                         const char *headers,
+                         const char *request_id,
+                         struct ss_error *err)
 {
         const char *p[] = { kind, key, buf_str(payload), headers,
-                            request_id && request_id[0] ? request_id
-                                                        : NULL };
+                            request_id && request_id[0] ? request_id : NULL };
         if (p[2] == NULL)
                 return ss_error_set(err, SS_ERR_NOMEM, "out of memory");
         return db_exec(conn,
@@ -62,8 +67,10 @@ static enum ss_err queue(PGconn *conn, const char *kind, const char *key,
 
 /* The DLQ copy keeps the original bytes, which may not be UTF-8: they go
  * in as bytea hex. */
-static enum ss_err queue_raw(PGconn *conn, const struct msg_view *msg,
-                             const char *headers, const char *request_id,
+static enum ss_err queue_raw(PGconn *conn,
+                             const struct msg_view *msg,
+                             const char *headers,
+                             const char *request_id,
                              struct ss_error *err)
 {
         static const char hex[] = "0123456789abcdef";
@@ -76,8 +83,8 @@ static enum ss_err queue_raw(PGconn *conn, const struct msg_view *msg,
         }
         if (msg->key)
                 buf_append(&key, msg->key, msg->key_len);
-        const char *params[] = { msg->key ? buf_str(&key) : NULL,
-                                 buf_str(&h), headers,
+        const char *params[] = { msg->key ? buf_str(&key) : NULL, buf_str(&h),
+                                 headers,
                                  request_id && request_id[0] ? request_id
                                                              : NULL };
         enum ss_err rc;
@@ -94,8 +101,10 @@ static enum ss_err queue_raw(PGconn *conn, const struct msg_view *msg,
         return rc;
 }
 
-enum ss_err status_begin(PGconn *conn, const struct sync_request *req,
-                         const struct msg_view *msg, enum req_seen *seen,
+enum ss_err status_begin(PGconn *conn,
+                         const struct sync_request *req,
+                         const struct msg_view *msg,
+                         enum req_seen *seen,
                          struct ss_error *err)
 {
         char integ[24], unit[24], part[16], off[24];
@@ -172,8 +181,10 @@ fail:
         return SS_ERR_DB;
 }
 
-enum ss_err status_progress(PGconn *conn, const struct sync_request *req,
-                            long long done, long long total,
+enum ss_err status_progress(PGconn *conn,
+                            const struct sync_request *req,
+                            long long done,
+                            long long total,
                             struct ss_error *err)
 {
         struct buf ev = BUF_INIT;
@@ -221,8 +232,10 @@ static void error_json(struct buf *b, const struct ss_error *e)
         buf_putc(b, '}');
 }
 
-enum ss_err status_finish(PGconn *conn, const struct sync_request *req,
-                          const struct report *rep, struct ss_error *err)
+enum ss_err status_finish(PGconn *conn,
+                          const struct sync_request *req,
+                          const struct report *rep,
+                          struct ss_error *err)
 {
         struct buf detail = BUF_INIT, ev = BUF_INIT;
         report_detail_json(rep, &detail);
@@ -274,9 +287,11 @@ out:
         return rc;
 }
 
-enum ss_err status_reject(PGconn *conn, const struct sync_request *req,
+enum ss_err status_reject(PGconn *conn,
+                          const struct sync_request *req,
                           const struct msg_view *msg,
-                          const struct ss_error *why, struct ss_error *err)
+                          const struct ss_error *why,
+                          struct ss_error *err)
 {
         char part[16], off[24];
         snprintf(part, sizeof(part), "%d", (int)msg->partition);
@@ -320,9 +335,13 @@ enum ss_err status_reject(PGconn *conn, const struct sync_request *req,
 
         enum ss_err rc = db_begin(conn, err);
         if (rc == SS_OK && req->request_id[0]) {
-                const char *p[] = { req->request_id, action,
-                                    ss_err_name(why->code), why->msg,
-                                    msg->topic, part, off };
+                const char *p[] = { req->request_id,
+                                    action,
+                                    ss_err_name(why->code),
+                                    why->msg,
+                                    msg->topic,
+                                    part,
+                                    off };
                 /* A known id keeps its own record: this copy is refused,
                  * the original stands. */
                 rc = db_exec(conn,
@@ -337,8 +356,7 @@ enum ss_err status_reject(PGconn *conn, const struct sync_request *req,
                 rc = queue(conn, "status", key, &ev, NULL, req->request_id,
                            err);
         if (rc == SS_OK)
-                rc = queue_raw(conn, msg, buf_str(&hdr), req->request_id,
-                               err);
+                rc = queue_raw(conn, msg, buf_str(&hdr), req->request_id, err);
         if (rc == SS_OK)
                 rc = db_commit(conn, err);
         else

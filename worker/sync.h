@@ -14,38 +14,40 @@
 #include "request.h"
 
 struct sync_ctx {
-        PGconn *conn;                  /* borrowed */
-        const struct config *cfg;      /* borrowed */
-        const struct sync_request *req; /* borrowed */
+        PGconn *conn;                    /* borrowed */
+        const struct config *cfg;        /* borrowed */
+        const struct sync_request *req;  /* borrowed */
         const struct integration *integ; /* borrowed */
-        const struct adapter_ops *ops; /* borrowed */
-        struct adapter *adapter;       /* borrowed, open */
-        struct report *rep;            /* borrowed, filled in */
+        const struct adapter_ops *ops;   /* borrowed */
+        struct adapter *adapter;         /* borrowed, open */
+        struct report *rep;              /* borrowed, filled in */
 };
 
 /* Each runs its request to the end and commits the outcome (state,
  * movements or push results, final status event) in one transaction.
  * Store errors end in rep (failed / partial) and return SS_OK; SS_ERR_DB
  * means nothing was committed and the request may run again. */
-enum ss_err sync_pull(struct sync_ctx *ctx, struct ss_error *err)
-        SS_MUSTCHECK;
-enum ss_err sync_push(struct sync_ctx *ctx, struct ss_error *err)
-        SS_MUSTCHECK;
+enum ss_err sync_pull(struct sync_ctx *ctx, struct ss_error *err) SS_MUSTCHECK;
+enum ss_err sync_push(struct sync_ctx *ctx, struct ss_error *err) SS_MUSTCHECK;
 
 /* Reads the store's levels: every item, or only the requested unit's SKU.
  * Shared by pull and push. */
-enum ss_err sync_read_store(struct sync_ctx *ctx, const struct unit_rows *units,
+enum ss_err sync_read_store(struct sync_ctx *ctx,
+                            const struct unit_rows *units,
                             struct store_levels *levels,
                             struct ss_error *err);
 
 /* Lists unmatched, near-matched and duplicated SKUs of m in the report. */
-void sync_report_matching(struct sync_ctx *ctx, const struct unit_rows *units,
+void sync_report_matching(struct sync_ctx *ctx,
+                          const struct unit_rows *units,
                           const struct store_levels *levels,
                           const struct match_result *m);
 
 /* Matches units to levels by the integration's rule. */
-enum ss_err sync_match(struct sync_ctx *ctx, const struct unit_rows *units,
+enum ss_err sync_match(struct sync_ctx *ctx,
+                       const struct unit_rows *units,
                        const struct store_levels *levels,
-                       struct match_result *m, struct ss_error *err);
+                       struct match_result *m,
+                       struct ss_error *err);
 
 #endif

@@ -40,10 +40,15 @@ struct adapter {
         struct fake_item items[STORE_MAX];
         size_t n;
         bool cas;
-        int lists;                 /* list_levels calls so far */
-        int sale_after_list;       /* after this list call, sell ... */
-        char sale_sku[64];         /* ... one of this SKU */
-        struct { char sku[64]; long long qty; } writes[STORE_MAX * 4];
+        int lists;           /* list_levels calls so far */
+        int sale_after_list; /* after this list call, sell ... */
+        char sale_sku[64];   /* ... one of this SKU */
+
+        struct {
+                char sku[64];
+                long long qty;
+        } writes[STORE_MAX * 4];
+
         size_t nwrites;
         int set_calls;
 };
@@ -58,8 +63,10 @@ static struct fake_item *find(const char *sku)
         return NULL;
 }
 
-static enum ss_err fake_list(struct adapter *a, const char *const *skus,
-                             size_t nskus, struct store_levels *out,
+static enum ss_err fake_list(struct adapter *a,
+                             const char *const *skus,
+                             size_t nskus,
+                             struct store_levels *out,
                              struct ss_error *err)
 {
         (void)err;
@@ -82,7 +89,9 @@ static enum ss_err fake_list(struct adapter *a, const char *const *skus,
         return SS_OK;
 }
 
-static enum ss_err fake_set(struct adapter *a, struct store_write *w, size_t n,
+static enum ss_err fake_set(struct adapter *a,
+                            struct store_write *w,
+                            size_t n,
                             struct ss_error *err)
 {
         (void)err;
@@ -101,8 +110,8 @@ static enum ss_err fake_set(struct adapter *a, struct store_write *w, size_t n,
                 }
                 it->qty = w[i].qty;
                 w[i].result = SS_OK;
-                snprintf(a->writes[a->nwrites].sku,
-                         sizeof(a->writes[0].sku), "%s", w[i].sku);
+                snprintf(a->writes[a->nwrites].sku, sizeof(a->writes[0].sku),
+                         "%s", w[i].sku);
                 a->writes[a->nwrites++].qty = w[i].qty;
         }
         return SS_OK;
@@ -181,8 +190,8 @@ static long long unit(const char *sku, const char *status, long long buffer)
         return sql_ll(q);
 }
 
-static void receive(long long unit_id, long long loc, long long qty,
-                    const char *lot)
+static void
+receive(long long unit_id, long long loc, long long qty, const char *lot)
 {
         char q[512];
         snprintf(q, sizeof(q),
@@ -212,15 +221,16 @@ struct outcome {
         char detail[16384];
 };
 
-static void run(enum sync_action action, long long unit_id,
-                struct sync_options opt, struct outcome *o)
+static void run(enum sync_action action,
+                long long unit_id,
+                struct sync_options opt,
+                struct outcome *o)
 {
         struct sync_request req = { .action = action,
                                     .integration_id = integ_id,
                                     .unit_id = unit_id,
                                     .options = opt };
-        snprintf(req.request_id, sizeof(req.request_id), "rules-%d",
-                 ++req_seq);
+        snprintf(req.request_id, sizeof(req.request_id), "rules-%d", ++req_seq);
         snprintf(req.requested_by, sizeof(req.requested_by), "tester");
         snprintf(req.requested_at, sizeof(req.requested_at),
                  "2026-12-04T10:00:00Z");
@@ -234,9 +244,13 @@ static void run(enum sync_action action, long long unit_id,
         assert_int_equal(integration_load(conn, integ_id, &it, &err), SS_OK);
         struct report rep;
         report_init(&rep);
-        struct sync_ctx ctx = { .conn = conn, .cfg = &cfg, .req = &req,
-                                .integ = &it, .ops = &fake_ops,
-                                .adapter = &store, .rep = &rep };
+        struct sync_ctx ctx = { .conn = conn,
+                                .cfg = &cfg,
+                                .req = &req,
+                                .integ = &it,
+                                .ops = &fake_ops,
+                                .adapter = &store,
+                                .rep = &rep };
         enum ss_err rc = action == ACTION_PULL ? sync_pull(&ctx, &err)
                                                : sync_push(&ctx, &err);
         if (rc != SS_OK)
@@ -265,8 +279,8 @@ static void run(enum sync_action action, long long unit_id,
         const char *d = db_val(r, 0, 7);
         size_t k = 0;
         for (size_t i = 0; d[i] && k + 1 < sizeof(o->detail); i++) {
-                if (d[i] == ' ' && i > 0 && (d[i - 1] == ',' ||
-                                             d[i - 1] == ':'))
+                if (d[i] == ' ' && i > 0 &&
+                    (d[i - 1] == ',' || d[i - 1] == ':'))
                         continue;
                 o->detail[k++] = d[i];
         }
@@ -340,7 +354,7 @@ static void catalog(void)
         u = unit("ALLOC", "active", -1); /* 6 - open 2 - buffer 1 = 3 */
         receive(u, pick_loc, 6, "");
         allocate(u, 2, "open");
-        allocate(u, 4, "picked"); /* closed: does not count */
+        allocate(u, 4, "picked");       /* closed: does not count */
         u = unit("QUAR", "active", -1); /* only non-pickable: 0 */
         receive(u, quar_loc, 30, "");
         u = unit("DISC", "discontinued", -1); /* skipped */
@@ -431,8 +445,8 @@ static void combinations(void **state)
                         assert_int_equal(o.changed, 5);
                         assert_int_equal(o.skipped, 1);
                         assert_int_equal(o.failed, 0);
-                        assert_non_null(strstr(o.detail,
-                                               "\"unit_discontinued\""));
+                        assert_non_null(
+                                strstr(o.detail, "\"unit_discontinued\""));
                         if (dry)
                                 assert_non_null(strstr(o.detail,
                                                        "\"planned\":{\"count\""
@@ -444,16 +458,16 @@ static void combinations(void **state)
                 }
                 if (blocked) {
                         /* The offenders, with before and after. */
-                        assert_non_null(strstr(o.detail,
-                                               "\"blocked\":{\"count\":2"));
+                        assert_non_null(
+                                strstr(o.detail, "\"blocked\":{\"count\":2"));
                         assert_non_null(strstr(o.detail, "\"sku\":\"QUAR\""));
                         assert_non_null(strstr(o.detail, "\"before\":30"));
-                        assert_non_null(strstr(o.detail,
-                                               "\"rule\":\"max_zeroed\""));
+                        assert_non_null(
+                                strstr(o.detail, "\"rule\":\"max_zeroed\""));
                 }
                 if (!gated && trips && bypass)
-                        assert_non_null(strstr(o.detail,
-                                               "\"bypassed_by\":\"tester\""));
+                        assert_non_null(
+                                strstr(o.detail, "\"bypassed_by\":\"tester\""));
                 if (force && (sync_off || store_master))
                         assert_non_null(strstr(o.detail, "forced"));
         }
@@ -660,8 +674,8 @@ static void c05_matching(void **state)
         assert_int_equal(o.changed, 1);
         assert_non_null(strstr(o.detail, "\"unmatched_store\":{\"count\":1"));
         assert_non_null(strstr(o.detail, "\"near_match\":\"ABC-2\""));
-        assert_non_null(strstr(o.detail,
-                               "\"unmatched_warehouse\":{\"count\":1"));
+        assert_non_null(
+                strstr(o.detail, "\"unmatched_warehouse\":{\"count\":1"));
         /* Push writes by the store's own SKU and id. */
         run(ACTION_PUSH, 0, (struct sync_options){ .all = true }, &o);
         assert_int_equal(store.nwrites, 1);

@@ -11,9 +11,8 @@
 
 static void add(struct store_levels *l, const char *sku, const char *id)
 {
-        assert_int_equal(store_levels_add(l, sku, id, NULL, NULL, 1, true,
-                                          true),
-                         SS_OK);
+        assert_int_equal(
+                store_levels_add(l, sku, id, NULL, NULL, 1, true, true), SS_OK);
 }
 
 static void c05_whitespace_and_case(void **state)

@@ -30,9 +30,9 @@ static char *slurp(const char *path, size_t *len)
         return buf;
 }
 
-static int for_each_example(const char *sub,
-                            void (*fn)(const char *name, const char *text,
-                                       size_t len))
+static int
+for_each_example(const char *sub,
+                 void (*fn)(const char *name, const char *text, size_t len))
 {
         char dir[512];
         snprintf(dir, sizeof(dir), "%s/%s", EXAMPLES, sub);
@@ -100,9 +100,9 @@ static void fields_are_read(void **state)
         (void)state;
         struct sync_request r;
         struct ss_error err = { 0 };
-        assert_int_equal(request_parse(ok_msg, strlen(ok_msg), "12", 2, 4096,
-                                       &r, &err),
-                         SS_OK);
+        assert_int_equal(
+                request_parse(ok_msg, strlen(ok_msg), "12", 2, 4096, &r, &err),
+                SS_OK);
         assert_string_equal(r.request_id, "r1");
         assert_int_equal(r.action, ACTION_PUSH);
         assert_int_equal(r.integration_id, 12);
@@ -119,9 +119,9 @@ static void key_must_be_integration(void **state)
         (void)state;
         struct sync_request r;
         struct ss_error err = { 0 };
-        assert_int_equal(request_parse(ok_msg, strlen(ok_msg), "13", 2, 4096,
-                                       &r, &err),
-                         SS_ERR_KEY_MISMATCH);
+        assert_int_equal(
+                request_parse(ok_msg, strlen(ok_msg), "13", 2, 4096, &r, &err),
+                SS_ERR_KEY_MISMATCH);
         /* The id is still known, so the rejection is reported against it. */
         assert_string_equal(r.request_id, "r1");
 }
@@ -131,9 +131,9 @@ static void size_limit(void **state)
         (void)state;
         struct sync_request r;
         struct ss_error err = { 0 };
-        assert_int_equal(request_parse(ok_msg, strlen(ok_msg), NULL, 0, 64,
-                                       &r, &err),
-                         SS_ERR_TOO_LARGE);
+        assert_int_equal(
+                request_parse(ok_msg, strlen(ok_msg), NULL, 0, 64, &r, &err),
+                SS_ERR_TOO_LARGE);
 }
 
 static void edge_inputs(void **state)
@@ -146,16 +146,16 @@ static void edge_inputs(void **state)
         assert_int_equal(request_parse(NULL, 0, NULL, 0, 4096, &r, &err),
                          SS_ERR_NOT_JSON);
         const char arr[] = "[1,2]";
-        assert_int_equal(request_parse(arr, strlen(arr), NULL, 0, 4096, &r,
-                                       &err),
-                         SS_ERR_BAD_FIELD);
+        assert_int_equal(
+                request_parse(arr, strlen(arr), NULL, 0, 4096, &r, &err),
+                SS_ERR_BAD_FIELD);
         const char big[] =
                 "{\"request_id\":\"r\",\"action\":\"pull\",\"integration_id\":"
                 "99999999999999999999,\"requested_by\":\"j\","
                 "\"requested_at\":\"2026-12-04T10:00:00Z\"}";
-        assert_int_equal(request_parse(big, strlen(big), NULL, 0, 4096, &r,
-                                       &err),
-                         SS_ERR_OUT_OF_RANGE);
+        assert_int_equal(
+                request_parse(big, strlen(big), NULL, 0, 4096, &r, &err),
+                SS_ERR_OUT_OF_RANGE);
 }
 
 static void times(void **state)

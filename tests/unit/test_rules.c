@@ -72,7 +72,8 @@ static void item_drop(void **state)
 static void quiet_runs_pass(void **state)
 {
         (void)state;
-        struct guard_item it[3] = { { "A", 10, 9 }, { "B", 0, 5 },
+        struct guard_item it[3] = { { "A", 10, 9 },
+                                    { "B", 0, 5 },
                                     { "C", 3, 0 } };
         struct guard_verdict v;
         assert_int_equal(rules_guardrail(it, 3, &lim, &v), GUARD_PASS);
@@ -87,9 +88,11 @@ static void quiet_runs_pass(void **state)
 static void limits_at_the_edge(void **state)
 {
         (void)state;
-        struct guard_limits l = { .max_zeroed = 2, .max_drop_pct = 100,
+        struct guard_limits l = { .max_zeroed = 2,
+                                  .max_drop_pct = 100,
                                   .max_item_drop = 1000 };
-        struct guard_item it[3] = { { "A", 1, 0 }, { "B", 1, 0 },
+        struct guard_item it[3] = { { "A", 1, 0 },
+                                    { "B", 1, 0 },
                                     { "C", 1, 0 } };
         struct guard_verdict v;
         assert_int_equal(rules_guardrail(it, 2, &l, &v), GUARD_PASS);

@@ -41,8 +41,10 @@ static void default_requester(char *out, size_t outsz)
         snprintf(out, outsz, "cli:%s@%s", u ? u : "unknown", host);
 }
 
-static int produce(const struct config *cfg, const char *topic,
-                   const char *key, const struct buf *msg)
+static int produce(const struct config *cfg,
+                   const char *topic,
+                   const char *key,
+                   const struct buf *msg)
 {
         struct ss_error err = { 0 };
         int rc = 1;
@@ -79,8 +81,10 @@ static int usage(void)
         return 2;
 }
 
-static int enqueue_sync(const struct config *cfg, const char *action,
-                        int argc, char **argv)
+static int enqueue_sync(const struct config *cfg,
+                        const char *action,
+                        int argc,
+                        char **argv)
 {
         long long integration = 0, unit = 0;
         bool all = false, force = false, bypass = false, dry = false;
@@ -132,8 +136,8 @@ static int enqueue_sync(const struct config *cfg, const char *action,
         struct buf msg = BUF_INIT;
         buf_puts(&msg, "{\"request_id\":");
         buf_json_str(&msg, id);
-        buf_printf(&msg, ",\"action\":\"%s\",\"integration_id\":%lld",
-                   action, integration);
+        buf_printf(&msg, ",\"action\":\"%s\",\"integration_id\":%lld", action,
+                   integration);
         if (unit)
                 buf_printf(&msg, ",\"unit_id\":%lld", unit);
         buf_printf(&msg,

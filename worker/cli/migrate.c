@@ -118,8 +118,8 @@ int cli_migrate(const struct config *cfg, int argc, char **argv)
                 const char *vp[] = { names[i] };
                 PGresult *res = db_query(
                         conn,
-                        "SELECT 1 FROM schema_migrations WHERE version = $1",
-                        1, vp, &err, NULL);
+                        "SELECT 1 FROM schema_migrations WHERE version = $1", 1,
+                        vp, &err, NULL);
                 if (res == NULL)
                         goto fail;
                 bool done = PQntuples(res) > 0;

@@ -14,9 +14,8 @@
 
 static bool is_final(const char *state)
 {
-        static const char *const finals[] = { "succeeded", "partial",
-                                              "failed",    "rejected",
-                                              "blocked",   "skipped",
+        static const char *const finals[] = { "succeeded", "partial", "failed",
+                                              "rejected",  "blocked", "skipped",
                                               NULL };
         for (size_t i = 0; finals[i]; i++)
                 if (strcmp(state, finals[i]) == 0)
@@ -79,8 +78,12 @@ static void print_export(const PGresult *r, const char *id)
 
 /* One look: 1 found final (printed), 0 not yet, -1 error. *ok is set to
  * whether the outcome is a success. */
-static int look(PGconn *conn, const char *id, bool json, bool *ok,
-                bool *found, struct ss_error *err)
+static int look(PGconn *conn,
+                const char *id,
+                bool json,
+                bool *ok,
+                bool *found,
+                struct ss_error *err)
 {
         const char *p[] = { id };
         PGresult *r = db_query(conn, sync_sql, 1, p, err, NULL);
@@ -179,8 +182,7 @@ int cli_status(const struct config *cfg, int argc, char **argv)
                         fprintf(stderr,
                                 "stocksync: %s: request %s %s after %.0f s\n",
                                 found ? "pending" : "not_found", id,
-                                found ? "has not finished"
-                                      : "is not known yet",
+                                found ? "has not finished" : "is not known yet",
                                 spent);
                         rc = 1;
                         break;

@@ -46,8 +46,7 @@ static const struct check checks[] = {
           "OR r.state NOT IN ('succeeded', 'partial'))" },
 };
 
-static int run_check(PGconn *conn, const struct check *c,
-                     struct ss_error *err)
+static int run_check(PGconn *conn, const struct check *c, struct ss_error *err)
 {
         PGresult *r = db_query(conn, c->sql, 0, NULL, err, NULL);
         if (r == NULL)
