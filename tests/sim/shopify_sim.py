@@ -55,7 +55,6 @@ import base64
 import json
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -236,12 +235,6 @@ def decode_cursor(cur):
 
 
 class ShopifyHandler(simcore.SimHandler):
-
-    def setup(self):
-        super().setup()
-        # Headers and body leave in two writes; without this, Nagle holds
-        # the body until the client's delayed ACK (about 40 ms a request).
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _control(self, method, path, raw):
         if path == "/_sim/config" and method == "POST":
