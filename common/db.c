@@ -5,6 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
+/* Server notices (a connection terminated by an administrator, a
+ * deprecation warning) become one log line each instead of raw text on
+ * stderr. */
+static void notice_to_log(void *arg, const char *message)
+{
+        (void)arg;
+        struct log_line l;
+        log_begin(&l, LOG_WARN, "postgres_notice");
+        log_kvf(&l, "msg", "%.*s", (int)strcspn(message, "\n"), message);
+        log_end(&l);
+}
+
 PGconn *db_connect(const char *url, struct ss_error *err)
 {
         PGconn *conn = PQconnectdb(url ? url : "");
@@ -12,6 +26,7 @@ PGconn *db_connect(const char *url, struct ss_error *err)
                 ss_error_set(err, SS_ERR_NOMEM, "out of memory");
                 return NULL;
         }
+        PQsetNoticeProcessor(conn, notice_to_log, NULL);
         if (PQstatus(conn) != CONNECTION_OK) {
                 const char *m = PQerrorMessage(conn);
                 ss_error_set(err, SS_ERR_DB, "cannot connect: %.*s",

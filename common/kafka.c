@@ -22,6 +22,11 @@ kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
         if (lvl == LOG_WARN && strcmp(fac, "CONFWARN") == 0 &&
             strstr(buf, "will be ignored by this") != NULL)
                 lvl = LOG_DEBUG;
+        /* A broker connection that fails is retried by librdkafka itself;
+         * only its fatal errors (reported through the error callback)
+         * deserve error level. */
+        if (lvl == LOG_ERROR && strcmp(fac, "FAIL") == 0)
+                lvl = LOG_WARN;
         struct log_line l;
         log_begin(&l, lvl, "rdkafka");
         log_kv(&l, "fac", fac);
