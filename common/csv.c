@@ -65,8 +65,8 @@ void csv_int(struct buf *b, long long v)
         char tmp[24];
         char *p = tmp + sizeof(tmp);
         /* Work in unsigned so the most negative value has no overflow. */
-        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v
-                                     : (unsigned long long)v;
+        unsigned long long u =
+                v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
         do {
                 *--p = (char)('0' + u % 10);
                 u /= 10;

@@ -1,7 +1,7 @@
 /* ISO 8601 UTC timestamps <-> epoch microseconds. */
 #include "timefmt.h"
 
-#define US_PER_SEC 1000000LL
+#define US_PER_SEC  1000000LL
 #define SEC_PER_DAY 86400LL
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar,
@@ -36,8 +36,9 @@ static bool is_leap(int y)
 
 static int days_in_month(int y, int m)
 {
-        static const int dm[] = { 31, 28, 31, 30, 31, 30,
-                                  31, 31, 30, 31, 30, 31 };
+        static const int dm[] = {
+                31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
+        };
         return m == 2 && is_leap(y) ? 29 : dm[m - 1];
 }
 
@@ -102,8 +103,8 @@ bool timefmt_parse(const char *s, size_t len, int64_t *us)
             !digits(s, len, &i, 2, &mi) || !expect(s, len, &i, ':') ||
             !digits(s, len, &i, 2, &sec))
                 return false;
-        if (y < 1 || mo < 1 || mo > 12 || d < 1 ||
-            d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59)
+        if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+            h > 23 || mi > 59 || sec > 59)
                 return false;
 
         int64_t frac = 0;

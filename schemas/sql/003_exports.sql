@@ -1,6 +1,6 @@
--- stocksync-exporter: the record of on-demand movement exports, and the
--- SQL side of the CSV contract (schemas/CSV.md), so a file streamed from
--- the ledger reads exactly like one written from the audit topic.
+-- stocksync-exporter: the record of on-demand movement exports
+-- (schemas/CSV.md). The CSV itself is written by the exporter, from the
+-- ledger rows it streams with COPY.
 
 -- One row per export request id; `stocksync status ID` reads it.
 CREATE TABLE export_requests (
@@ -28,29 +28,3 @@ CREATE TABLE export_requests (
     finished_at     timestamptz
 );
 CREATE INDEX export_requests_client ON export_requests (client_id);
-
--- A text cell: empty text becomes NULL (an empty, unquoted CSV cell), and
--- with neutralise a leading = + - @ TAB CR or apostrophe gets one
--- apostrophe in front. Plain SQL, so the planner inlines it.
-CREATE FUNCTION stocksync_csv_text(t text, neutralise boolean)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE
-        WHEN t = '' THEN NULL
-        WHEN neutralise AND left(t, 1) IN ('=', '+', '-', '@', E'\t',
-                                          E'\r', '''')
-            THEN '''' || t
-        ELSE t
-    END
-$$;
-
--- occurred_at in UTC: 2024-03-31T00:30:00Z, with .ffffff before the Z
--- only when there is a fraction of a second.
-CREATE FUNCTION stocksync_csv_time(ts timestamptz)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE
-        WHEN date_trunc('second', ts) = ts
-            THEN to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-        ELSE to_char(ts AT TIME ZONE 'UTC',
-                     'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-    END
-$$;

@@ -18,37 +18,41 @@
 /* Exit statuses: the request worked and every item was accepted; the
  * request failed (or the command line was wrong); the request worked but
  * some items were refused. */
-enum { EXIT_ALL_OK = 0, EXIT_FAILED = 1, EXIT_ITEMS_FAILED = 2 };
+enum {
+        EXIT_ALL_OK = 0,
+        EXIT_FAILED = 1,
+        EXIT_ITEMS_FAILED = 2
+};
 
 struct probe_opts {
         const char *platform;
         const char *url;
         const char *credentials; /* JSON text, or @FILE */
         const char *location;
-        const char *file;        /* set --file */
-        const char *op;          /* "list" or "set" */
+        const char *file; /* set --file */
+        const char *op;   /* "list" or "set" */
         unsigned batch;
         unsigned page;
-        unsigned attempts;       /* 0: the client's default */
+        unsigned attempts; /* 0: the client's default */
         unsigned base_delay_ms;
         unsigned timeout_ms;
         unsigned max_wait_ms;
-        bool read_all;           /* set: list every level, match here */
+        bool read_all; /* set: list every level, match here */
         enum log_level log_level;
-        char **args;             /* borrowed from argv: SKUs or SKU=QTY */
+        char **args; /* borrowed from argv: SKUs or SKU=QTY */
         int nargs;
 };
 
 /* One SKU=QTY[:EXPECTED] from the command line or a file. */
 struct set_item {
-        char *sku;               /* owned */
+        char *sku; /* owned */
         long long qty;
         long long expected;
         bool has_expected;
 };
 
 struct set_items {
-        struct set_item *v;      /* owned */
+        struct set_item *v; /* owned */
         size_t n;
         size_t cap;
 };
@@ -140,8 +144,8 @@ static unsigned *opt_uint_slot(struct probe_opts *o, const char *name)
         return NULL;
 }
 
-static enum ss_err parse_args(int argc, char **argv, struct probe_opts *o,
-                              struct ss_error *err)
+static enum ss_err
+parse_args(int argc, char **argv, struct probe_opts *o, struct ss_error *err)
 {
         int i = 1;
         for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
@@ -202,8 +206,8 @@ static enum ss_err parse_args(int argc, char **argv, struct probe_opts *o,
 }
 
 /* Reads a whole file into b. */
-static enum ss_err read_file(const char *path, struct buf *b,
-                             struct ss_error *err)
+static enum ss_err
+read_file(const char *path, struct buf *b, struct ss_error *err)
 {
         FILE *f = fopen(path, "rb");
         if (f == NULL)
@@ -225,8 +229,8 @@ static enum ss_err read_file(const char *path, struct buf *b,
 /* Parses the credentials argument (JSON text, or @FILE holding it) into a
  * new tree in *out, freed with yajl_tree_free(). The text is never echoed:
  * errors say where it failed, not what it held. */
-static enum ss_err load_credentials(const char *arg, yajl_val *out,
-                                    struct ss_error *err)
+static enum ss_err
+load_credentials(const char *arg, yajl_val *out, struct ss_error *err)
 {
         struct buf b = BUF_INIT;
         enum ss_err rc = SS_OK;
@@ -262,8 +266,10 @@ static void set_items_free(struct set_items *items)
 
 /* Parses "SKU=QTY[:EXPECTED]" (line[0..len)) and appends it. The SKU is
  * everything before the last '=', so SKUs holding '=' still work. */
-static enum ss_err set_items_add(struct set_items *items, const char *line,
-                                 size_t len, struct ss_error *err)
+static enum ss_err set_items_add(struct set_items *items,
+                                 const char *line,
+                                 size_t len,
+                                 struct ss_error *err)
 {
         const char *end = line + len;
         const char *eq = NULL;
@@ -290,8 +296,7 @@ static enum ss_err set_items_add(struct set_items *items, const char *line,
                 size_t cap = items->cap ? items->cap * 2 : 64;
                 struct set_item *v = realloc(items->v, cap * sizeof(*v));
                 if (v == NULL)
-                        return ss_error_set(err, SS_ERR_NOMEM,
-                                            "out of memory");
+                        return ss_error_set(err, SS_ERR_NOMEM, "out of memory");
                 items->v = v;
                 items->cap = cap;
         }
@@ -304,7 +309,8 @@ static enum ss_err set_items_add(struct set_items *items, const char *line,
 
 /* Items from a file, one per line; blank lines and '#' lines skipped. */
 static enum ss_err set_items_from_file(struct set_items *items,
-                                       const char *path, struct ss_error *err)
+                                       const char *path,
+                                       struct ss_error *err)
 {
         struct buf b = BUF_INIT;
         enum ss_err rc = read_file(path, &b, err);
@@ -364,8 +370,8 @@ static void put_level(struct buf *b, const struct store_level *lv)
         buf_printf(b, ",\"tracked\":%s}", lv->tracked ? "true" : "false");
 }
 
-static void put_stats(struct buf *b, const char *key,
-                      const struct http_stats *s)
+static void
+put_stats(struct buf *b, const char *key, const struct http_stats *s)
 {
         buf_printf(b,
                    ",\"%s\":{\"requests\":%lu,\"retries\":%lu,"
@@ -374,8 +380,8 @@ static void put_stats(struct buf *b, const char *key,
 }
 
 /* Opens the summary object: op, result code name and message. */
-static void put_summary_head(struct buf *b, const char *op,
-                             const struct ss_error *err)
+static void
+put_summary_head(struct buf *b, const char *op, const struct ss_error *err)
 {
         buf_puts(b, "{\"op\":");
         put_str_or_null(b, op);
@@ -386,7 +392,9 @@ static void put_summary_head(struct buf *b, const char *op,
 }
 
 /* The SKUs the caller asked for that the store did not return. */
-static void put_missing(struct buf *b, char **skus, int nskus,
+static void put_missing(struct buf *b,
+                        char **skus,
+                        int nskus,
                         const struct store_levels *levels)
 {
         buf_puts(b, ",\"missing\":[");
@@ -420,8 +428,10 @@ static void settle_error(enum ss_err rc, struct ss_error *err)
         }
 }
 
-static int run_list(const struct probe_opts *o, const struct adapter_ops *ops,
-                    struct adapter *a, struct http_client *http)
+static int run_list(const struct probe_opts *o,
+                    const struct adapter_ops *ops,
+                    struct adapter *a,
+                    struct http_client *http)
 {
         struct store_levels levels = { 0 };
         struct ss_error err = { 0 };
@@ -430,8 +440,8 @@ static int run_list(const struct probe_opts *o, const struct adapter_ops *ops,
         if (o->nargs > 0)
                 skus = (const char *const *)o->args;
 
-        enum ss_err rc = ops->list_levels(a, skus, (size_t)o->nargs, &levels,
-                                          &err);
+        enum ss_err rc =
+                ops->list_levels(a, skus, (size_t)o->nargs, &levels, &err);
         settle_error(rc, &err);
         /* Levels read before a failure are printed too: they show how far
          * the adapter got. */
@@ -468,9 +478,8 @@ static int cmp_level_ptr(const void *x, const void *y)
 }
 
 /* Finds the level for sku; sets *dups when more than one has it. */
-static const struct store_level *find_level(struct store_level **sorted,
-                                            size_t n, const char *sku,
-                                            bool *dups)
+static const struct store_level *
+find_level(struct store_level **sorted, size_t n, const char *sku, bool *dups)
 {
         struct store_level key = { .sku = (char *)sku };
         struct store_level *kp = &key;
@@ -587,8 +596,13 @@ static void put_write(struct buf *b, const struct store_write *w)
         put_str_or_null(b, w->sku);
         buf_puts(b, ",\"item_id\":");
         put_str_or_null(b, w->item_id);
-        buf_printf(b, ",\"qty\":%lld,\"expected\":%lld,\"result\":", w->qty,
-                   w->expected);
+        buf_printf(b, ",\"qty\":%lld", w->qty);
+        /* An item refused before matching has no level to compare with. */
+        if (w->item_id != NULL)
+                buf_printf(b, ",\"expected\":%lld", w->expected);
+        else
+                buf_puts(b, ",\"expected\":null");
+        buf_puts(b, ",\"result\":");
         buf_json_str(b, ss_err_name(w->result));
         buf_puts(b, ",\"reason\":");
         buf_json_str(b, w->reason);
@@ -616,8 +630,37 @@ static enum ss_err read_for_set(const struct probe_opts *o,
         return rc;
 }
 
-static int run_set(const struct probe_opts *o, const struct adapter_ops *ops,
-                   struct adapter *a, struct http_client *http)
+/* Hands the `sent` items of w[0..n) still NOT_ATTEMPTED to the adapter,
+ * packed together, and copies their outcomes back; the items refused here
+ * keep their verdict. */
+static enum ss_err send_planned(const struct adapter_ops *ops,
+                                struct adapter *a,
+                                struct store_write *w,
+                                size_t n,
+                                size_t sent,
+                                struct ss_error *err)
+{
+        struct store_write *todo = calloc(sent, sizeof(*todo));
+        if (todo == NULL)
+                return ss_error_set(err, SS_ERR_NOMEM, "out of memory");
+
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++)
+                if (w[i].result == SS_ERR_NOT_ATTEMPTED)
+                        todo[k++] = w[i];
+        enum ss_err rc = ops->set_levels(a, todo, sent, err);
+        k = 0;
+        for (size_t i = 0; i < n; i++)
+                if (w[i].result == SS_ERR_NOT_ATTEMPTED)
+                        w[i] = todo[k++];
+        free(todo);
+        return rc;
+}
+
+static int run_set(const struct probe_opts *o,
+                   const struct adapter_ops *ops,
+                   struct adapter *a,
+                   struct http_client *http)
 {
         struct set_items items = { 0 };
         struct store_levels levels = { 0 };
@@ -647,25 +690,8 @@ static int run_set(const struct probe_opts *o, const struct adapter_ops *ops,
                 goto out;
         }
         sent = plan_writes(&items, &levels, w);
-
-        /* Only the items planned for sending go to the adapter, packed
-         * together; the refused ones keep their verdict. */
-        struct store_write *todo = calloc(sent ? sent : 1, sizeof(*todo));
-        if (todo == NULL) {
-                rc = ss_error_set(&err, SS_ERR_NOMEM, "out of memory");
-                goto out;
-        }
-        size_t k = 0;
-        for (size_t i = 0; i < items.n; i++)
-                if (w[i].result == SS_ERR_NOT_ATTEMPTED)
-                        todo[k++] = w[i];
         if (sent > 0)
-                rc = ops->set_levels(a, todo, sent, &err);
-        k = 0;
-        for (size_t i = 0; i < items.n; i++)
-                if (w[i].result == SS_ERR_NOT_ATTEMPTED)
-                        w[i] = todo[k++];
-        free(todo);
+                rc = send_planned(ops, a, w, items.n, sent, &err);
 
 out:
         settle_error(rc, &err);
@@ -783,8 +809,8 @@ int main(int argc, char **argv)
         struct adapter *a = NULL;
         int status = EXIT_FAILED;
 
-        if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
-                          strcmp(argv[1], "-h") == 0)) {
+        if (argc == 2 &&
+            (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
                 usage(stdout);
                 return EXIT_ALL_OK;
         }
