@@ -87,15 +87,18 @@ advisory(PGconn *conn, long long integration, bool lock, struct ss_error *err)
                        1, p, err);
 }
 
-/* Ends a recorded request without running it: state `rejected` with why. */
-static enum ss_err refuse(struct processor *p,
-                          const struct sync_request *req,
-                          const struct ss_error *why,
-                          struct ss_error *err)
+/* Ends a recorded request before any store access, in state `state`
+ * (rejected: the request cannot run; failed: its integration is
+ * misconfigured) with why as its error. */
+static enum ss_err end_early(struct processor *p,
+                             const struct sync_request *req,
+                             const char *state,
+                             const struct ss_error *why,
+                             struct ss_error *err)
 {
         struct report rep;
         report_init(&rep);
-        rep.state = "rejected";
+        rep.state = state;
         rep.error = *why;
         enum ss_err rc = db_begin(p->conn, err);
         if (rc == SS_OK)
@@ -108,25 +111,20 @@ static enum ss_err refuse(struct processor *p,
         return rc;
 }
 
-/* Ends a recorded request as failed before any store write. */
+static enum ss_err refuse(struct processor *p,
+                          const struct sync_request *req,
+                          const struct ss_error *why,
+                          struct ss_error *err)
+{
+        return end_early(p, req, "rejected", why, err);
+}
+
 static enum ss_err fail(struct processor *p,
                         const struct sync_request *req,
                         const struct ss_error *why,
                         struct ss_error *err)
 {
-        struct report rep;
-        report_init(&rep);
-        rep.state = "failed";
-        rep.error = *why;
-        enum ss_err rc = db_begin(p->conn, err);
-        if (rc == SS_OK)
-                rc = status_finish(p->conn, req, &rep, err);
-        if (rc == SS_OK)
-                rc = db_commit(p->conn, err);
-        if (rc != SS_OK)
-                db_rollback(p->conn);
-        report_free(&rep);
-        return rc;
+        return end_early(p, req, "failed", why, err);
 }
 
 /* Checks that the unit exists and belongs to the integration's client. */

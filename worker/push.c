@@ -442,7 +442,6 @@ static enum ss_err finish(struct sync_ctx *ctx,
 enum ss_err sync_push(struct sync_ctx *ctx, struct ss_error *err)
 {
         const struct sync_request *req = ctx->req;
-        const struct integration *it = ctx->integ;
         struct report *rep = ctx->rep;
         struct unit_rows units = { 0 };
         struct store_levels levels = { 0 };
@@ -453,22 +452,12 @@ enum ss_err sync_push(struct sync_ctx *ctx, struct ss_error *err)
 
         if (gate(ctx) != SS_OK)
                 goto finish;
-        rc = ledger_load_units(ctx->conn, it->client_id, req->unit_id,
-                               it->pull_location_id, &units, err);
+        bool store_ok;
+        rc = sync_prepare(ctx, &units, &levels, &m, &store_ok, err);
         if (rc != SS_OK)
                 goto out;
-
-        struct ss_error serr = { 0 };
-        if (sync_read_store(ctx, &units, &levels, &serr) != SS_OK) {
-                rep->state = "failed";
-                rep->error = serr;
+        if (!store_ok)
                 goto finish;
-        }
-        rep->seen = (long long)levels.n;
-        rc = sync_match(ctx, &units, &levels, &m, err);
-        if (rc != SS_OK)
-                goto out;
-        sync_report_matching(ctx, &units, &levels, &m);
 
         items = calloc(units.n + 1, sizeof(*items));
         if (items == NULL) {

@@ -50,4 +50,15 @@ enum ss_err sync_match(struct sync_ctx *ctx,
                        struct match_result *m,
                        struct ss_error *err);
 
+/* Loads the units the request covers, reads their store levels and
+ * matches the two, listing what does not match. SS_OK with *store_ok false
+ * means the store could not be read: rep holds `failed` and the store's
+ * error. Another code means the database failed. */
+enum ss_err sync_prepare(struct sync_ctx *ctx,
+                         struct unit_rows *units,
+                         struct store_levels *levels,
+                         struct match_result *m,
+                         bool *store_ok,
+                         struct ss_error *err) SS_MUSTCHECK;
+
 #endif
