@@ -24,8 +24,10 @@ void exporter_dr_cb(rd_kafka_t *rk,
                     const rd_kafka_message_t *msg,
                     void *opaque);
 
-/* Produces one message and waits up to timeout_ms for its delivery.
- * hdrs may be NULL; it is consumed either way. Returns SS_ERR_KAFKA. */
+/* Produces one message and waits up to timeout_ms for its delivery
+ * report; safe from any thread. hdrs may be NULL; it is consumed either
+ * way. Returns SS_ERR_KAFKA (after a timeout the message may still be
+ * delivered later: callers treat it as at-least-once) or SS_ERR_NOMEM. */
 enum ss_err exporter_produce(rd_kafka_t *rk,
                              const char *topic,
                              const void *key,
