@@ -201,6 +201,39 @@ static bool guard(struct sync_ctx *ctx, struct push_item *items, size_t n)
 
 /* Re-reads the store levels of items[idx[0..k)] and returns them in now[],
  * LLONG_MIN for an item the store no longer lists with a known level. */
+static int cmp_level_sku(const void *a, const void *b)
+{
+        const struct store_level *x = *(const struct store_level *const *)a;
+        const struct store_level *y = *(const struct store_level *const *)b;
+        return strcmp(x->sku, y->sku);
+}
+
+/* The level in sorted[0..n) with want's SKU and, when both have one, its
+ * store id (a SKU may sit on several store items); NULL if none. */
+static const struct store_level *find_level(const struct store_level **sorted,
+                                            size_t n,
+                                            const struct store_level *want)
+{
+        const struct store_level **hit =
+                bsearch(&want, sorted, n, sizeof(*sorted), cmp_level_sku);
+        if (hit == NULL)
+                return NULL;
+        while (hit > sorted && strcmp(hit[-1]->sku, want->sku) == 0)
+                hit--;
+        for (; hit < sorted + n && strcmp((*hit)->sku, want->sku) == 0; hit++) {
+                const struct store_level *got = *hit;
+                if (!got->qty_known)
+                        continue;
+                if (want->item_id && got->item_id &&
+                    strcmp(want->item_id, got->item_id) != 0)
+                        continue;
+                return got;
+        }
+        return NULL;
+}
+
+/* Re-reads the store levels of items[idx[0..k)] and returns them in now[],
+ * LLONG_MIN for an item the store no longer lists with a known level. */
 static enum ss_err reread(struct sync_ctx *ctx,
                           struct push_item *items,
                           const size_t *idx,
@@ -214,20 +247,26 @@ static enum ss_err reread(struct sync_ctx *ctx,
         for (size_t i = 0; i < k; i++)
                 skus[i] = items[idx[i]].level->sku;
         struct store_levels lv = { 0 };
+        const struct store_level **sorted = NULL;
         enum ss_err rc = ctx->ops->list_levels(ctx->adapter, skus, k, &lv, err);
-        for (size_t i = 0; i < k; i++) {
-                now[i] = LLONG_MIN;
-                const struct store_level *want = items[idx[i]].level;
-                for (size_t j = 0; rc == SS_OK && j < lv.n; j++) {
-                        const struct store_level *got = &lv.v[j];
-                        if (strcmp(got->sku, want->sku) != 0 || !got->qty_known)
-                                continue;
-                        if (want->item_id && got->item_id &&
-                            strcmp(want->item_id, got->item_id) != 0)
-                                continue;
-                        now[i] = got->qty;
-                }
+        if (rc == SS_OK) {
+                sorted = calloc(lv.n + 1, sizeof(*sorted));
+                if (sorted == NULL)
+                        rc = ss_error_set(err, SS_ERR_NOMEM, "out of memory");
         }
+        if (rc == SS_OK) {
+                for (size_t j = 0; j < lv.n; j++)
+                        sorted[j] = &lv.v[j];
+                qsort(sorted, lv.n, sizeof(*sorted), cmp_level_sku);
+        }
+        for (size_t i = 0; i < k; i++) {
+                const struct store_level *got =
+                        rc == SS_OK
+                                ? find_level(sorted, lv.n, items[idx[i]].level)
+                                : NULL;
+                now[i] = got ? got->qty : LLONG_MIN;
+        }
+        free(sorted);
         store_levels_free(&lv);
         free(skus);
         return rc;
