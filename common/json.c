@@ -48,11 +48,30 @@ bool json_utf8_valid(const char *s, size_t len)
         return true;
 }
 
+/* True when a string in text[0..len) spells U+0000 as an escape. yajl
+ * would decode it into a NUL that silently cuts the C string short (an id
+ * "a\u0000b" would become "a"), so such text is refused like a raw NUL.
+ * Every backslash in valid JSON starts an escape, so a scan needs no
+ * parser. */
+static bool has_nul_escape(const char *text, size_t len)
+{
+        for (size_t i = 0; i + 1 < len; i++) {
+                if (text[i] != '\\')
+                        continue;
+                if (text[i + 1] == 'u' && i + 5 < len &&
+                    memcmp(text + i + 2, "0000", 4) == 0)
+                        return true;
+                i++; /* skip the escaped character */
+        }
+        return false;
+}
+
 yajl_val json_parse(const char *text, size_t len, struct ss_error *err)
 {
-        if (!json_utf8_valid(text, len)) {
+        if (!json_utf8_valid(text, len) || has_nul_escape(text, len)) {
                 ss_error_set(err, SS_ERR_INVALID_UTF8,
-                             "message is not valid UTF-8 or holds a NUL byte");
+                             "message is not valid UTF-8 or holds a NUL "
+                             "character (raw or as \\u0000)");
                 return NULL;
         }
         /* yajl_tree_parse wants a NUL-terminated copy. */

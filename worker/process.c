@@ -269,8 +269,10 @@ enum ss_err processor_handle(struct processor *p,
 
         struct sync_request req;
         struct ss_error why = { 0 };
-        if (request_parse(msg->payload, msg->len, msg->key, msg->key_len,
-                          (size_t)p->cfg->max_message_bytes, &req,
+        /* A message without a key is checked as an empty key: it would
+         * land on any partition and lose the integration's ordering. */
+        if (request_parse(msg->payload, msg->len, msg->key ? msg->key : "",
+                          msg->key_len, (size_t)p->cfg->max_message_bytes, &req,
                           &why) != SS_OK) {
                 struct log_line l;
                 log_begin(&l, LOG_WARN, "request_rejected");

@@ -116,10 +116,6 @@ enum ss_err sync_pull(struct sync_ctx *ctx, struct ss_error *err)
                 goto out;
         }
         n = plan_pull(ctx, &units, &levels, &m, items);
-        if (!it->store_is_master)
-                report_note(rep, "the warehouse is the stock master: this "
-                                 "pull overrode warehouse levels with the "
-                                 "store's");
         rc = status_progress(ctx->conn, req, 0, (long long)n, err);
         if (rc != SS_OK)
                 goto out;
@@ -135,6 +131,13 @@ finish:
                 tally(rep, items, n, req->options.dry_run, &units);
                 if (req->options.dry_run)
                         report_extra(rep, "dry_run", "true");
+                if (!it->store_is_master && rep->changed > 0)
+                        report_note(rep,
+                                    "the warehouse is the stock master: "
+                                    "this pull %s warehouse levels with the "
+                                    "store's",
+                                    req->options.dry_run ? "would override"
+                                                         : "overrode");
                 if (rep->failed > 0)
                         rep->state = rep->changed + rep->unchanged > 0
                                              ? "partial"

@@ -28,15 +28,26 @@ static enum ss_err check_fields(yajl_val obj,
                                 const char *where,
                                 struct ss_error *err)
 {
-        for (size_t i = 0; i < obj->u.object.len; i++)
-                if (!in_list(obj->u.object.keys[i], allowed))
+        for (size_t i = 0; i < obj->u.object.len; i++) {
+                const char *k = obj->u.object.keys[i];
+                if (!in_list(k, allowed))
                         return ss_error_set(err, SS_ERR_UNKNOWN_FIELD,
                                             "%s has an unknown field '%.60s'",
-                                            where, obj->u.object.keys[i]);
+                                            where, k);
+                /* JSON readers disagree on which of two equal keys wins;
+                 * a producer and this worker must never read different
+                 * requests from one message. */
+                for (size_t j = 0; j < i; j++)
+                        if (strcmp(obj->u.object.keys[j], k) == 0)
+                                return ss_error_set(err, SS_ERR_BAD_FIELD,
+                                                    "%s has the field '%s' "
+                                                    "more than once",
+                                                    where, k);
+        }
         return SS_OK;
 }
 
-static bool id_chars_ok(const char *s)
+bool request_id_valid(const char *s)
 {
         size_t n = strlen(s);
         if (n == 0 || n > REQUEST_ID_MAX)
@@ -156,7 +167,7 @@ read_options(yajl_val v, struct sync_options *o, struct ss_error *err)
 static enum ss_err
 check_key(const void *key, size_t key_len, long long id, struct ss_error *err)
 {
-        if (key == NULL || key_len == 0)
+        if (key == NULL) /* not checked: a parse outside Kafka */
                 return SS_OK;
         char want[32];
         int n = snprintf(want, sizeof(want), "%lld", id);
@@ -198,7 +209,7 @@ enum ss_err request_parse(const void *payload,
 
         /* The id first, so later refusals can be reported against it. */
         const char *rid = json_str(json_get(root, "request_id"));
-        if (rid != NULL && id_chars_ok(rid))
+        if (rid != NULL && request_id_valid(rid))
                 memcpy(out->request_id, rid, strlen(rid) + 1);
 
         rc = check_fields(root, top_fields, "request", err);

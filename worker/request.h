@@ -49,6 +49,10 @@ enum ss_err request_parse(const void *payload,
 
 const char *request_action_name(enum sync_action a);
 
+/* True for a usable request id: 1 to REQUEST_ID_MAX characters of
+ * [A-Za-z0-9._:-]. */
+bool request_id_valid(const char *s);
+
 /* True for an RFC 3339 timestamp with a zone (Z or +hh:mm). */
 bool request_time_valid(const char *s);
 

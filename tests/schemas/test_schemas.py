@@ -22,6 +22,13 @@ def load_schema(name):
         return json.load(f)
 
 
+def no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
 def examples(name, sub):
     d = os.path.join(SCHEMAS, "examples", name)
     if sub:
@@ -53,8 +60,11 @@ class SchemaExamples(unittest.TestCase):
                 with open(ex, "rb") as f:
                     raw = f.read()
                 try:
-                    doc = json.loads(raw.decode("utf-8"))
+                    doc = json.loads(raw.decode("utf-8"),
+                                     object_pairs_hook=no_duplicates)
                 except (UnicodeDecodeError, ValueError):
+                    # Not JSON, not UTF-8, or a key twice: refused before
+                    # any schema applies (the C parser's job).
                     checked += 1
                     continue
                 if os.path.basename(ex).startswith("bad_field.time"):

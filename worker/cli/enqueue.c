@@ -10,6 +10,8 @@
 #include "../../common/buf.h"
 #include "../../common/kafka.h"
 #include "../../common/uuid.h"
+#include "../exporter/export.h"
+#include "../request.h"
 #include "cli.h"
 
 #define PRODUCE_TIMEOUT_MS 15000
@@ -117,6 +119,15 @@ static int enqueue_sync(const struct config *cfg,
         if (integration == 0)
                 return usage();
 
+        if (id != NULL && !request_id_valid(id)) {
+                /* The worker would only reject it to the DLQ, and `status`
+                 * would wait for an outcome that never comes. */
+                fprintf(stderr,
+                        "stocksync: bad_field: --id must be 1 to %d "
+                        "characters of A-Z a-z 0-9 . _ : -\n",
+                        REQUEST_ID_MAX);
+                return 2;
+        }
         char rid[37], at[32], whobuf[160], key[24];
         if (id == NULL) {
                 if (uuid_v4(rid) != SS_OK) {
@@ -184,6 +195,14 @@ static int enqueue_export(const struct config *cfg, int argc, char **argv)
                 return usage();
 
         char rid[37], at[32], whobuf[160], key[24];
+        if (id != NULL && !export_id_valid(id)) {
+                fprintf(stderr,
+                        "stocksync: bad_field: --id must be 1 to %d "
+                        "characters of A-Z a-z 0-9 _ - and '.' (not "
+                        "first)\n",
+                        EXPORT_ID_MAX);
+                return 2;
+        }
         if (id == NULL) {
                 if (uuid_v4(rid) != SS_OK)
                         return 1;

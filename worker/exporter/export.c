@@ -33,7 +33,7 @@ static const char *const known_keys[] = { "request_id",   "client_id",
                                           "to",           "requested_by",
                                           "requested_at", NULL };
 
-static bool id_ok(const char *s)
+bool export_id_valid(const char *s)
 {
         size_t n = strlen(s);
         if (n == 0 || n > EXPORT_ID_MAX)
@@ -132,7 +132,7 @@ static enum ss_err parse_tree(yajl_val root,
         if (id == NULL)
                 return ss_error_set(err, SS_ERR_MISSING_FIELD,
                                     "request_id is missing");
-        if (!id_ok(id))
+        if (!export_id_valid(id))
                 return ss_error_set(err, SS_ERR_BAD_FIELD,
                                     "request_id: want 1-64 letters, digits, "
                                     "'-', '_' or '.'");

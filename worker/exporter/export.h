@@ -73,4 +73,9 @@ void export_ctx_free(struct export_ctx *ctx);
 enum export_next export_handle(struct export_ctx *ctx,
                                const rd_kafka_message_t *msg);
 
+/* True for a usable export request id: 1 to EXPORT_ID_MAX characters of
+ * [A-Za-z0-9_-] and '.' (not first), because it becomes part of a file
+ * name. */
+bool export_id_valid(const char *s);
+
 #endif
