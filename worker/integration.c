@@ -31,7 +31,8 @@ enum ss_err integration_load(PGconn *conn,
                 "push_discontinued_as_zero, sku_case_insensitive, "
                 "guard_max_zeroed, guard_max_drop_pct::float8, "
                 "guard_max_item_drop, coalesce(batch_size, 0), "
-                "coalesce(page_size, 0) "
+                "coalesce(page_size, 0), "
+                "(SELECT pickable FROM locations WHERE id = pull_location_id) "
                 "FROM integrations WHERE id = $1",
                 1, params, err, NULL);
         if (res == NULL)
@@ -60,6 +61,7 @@ enum ss_err integration_load(PGconn *conn,
         out->guard.max_item_drop = db_ll(res, 0, 16, 500);
         out->batch_size = (unsigned)db_ll(res, 0, 17, 0);
         out->page_size = (unsigned)db_ll(res, 0, 18, 0);
+        out->pull_location_pickable = db_bool(res, 0, 19);
         PQclear(res);
         if (out->store_url == NULL || out->credentials == NULL) {
                 integration_free(out);

@@ -26,6 +26,7 @@ struct integration {
         struct guard_limits guard;
         unsigned batch_size; /* 0: the platform's maximum */
         unsigned page_size;  /* 0: the platform's maximum */
+        bool pull_location_pickable;
 };
 
 /* Loads integration id into out (free with integration_free). Returns

@@ -1,12 +1,48 @@
-/* Pull: the store's levels become the warehouse's on-hand at the
- * integration's pull location, one `ecommerce_pull` movement per change. */
+/* Pull: the store's levels become the warehouse's, one `ecommerce_pull`
+ * movement per change, at the integration's pull location.
+ *
+ * The store shows what may be sold, which is what a push sends: pickable
+ * on-hand - open allocations - buffer (capped). So when the pull location
+ * is pickable, pull sets it to the on-hand that makes that figure equal to
+ * the store's level, not to the store's level itself; otherwise stock held
+ * in other pickable locations, allocations and the buffer would be added
+ * again on every push -> pull cycle and the next push would oversell.
+ * Pull then push sends the store the level it already shows. A pull
+ * location outside availability (receiving, say) takes the store's level
+ * as is. */
 #include <limits.h>
 #include <stdlib.h>
 
 #include "../common/db.h"
 #include "../common/log.h"
+#include "rules.h"
 #include "status.h"
 #include "sync.h"
+
+/* The on-hand at the pull location that makes the unit's availability
+ * equal to store (see the top of this file). *clamped counts units whose
+ * other pickable locations alone hold more than the store shows. */
+static long long pull_target(const struct integration *it,
+                             const struct unit_row *ur,
+                             long long store,
+                             size_t *clamped)
+{
+        if (!it->pull_location_pickable)
+                return store;
+        long long buffer = ur->buffer >= 0 ? ur->buffer : it->buffer_qty;
+        /* Already in agreement (this also covers a level at the listing
+         * cap, which says nothing about the stock behind it). */
+        if (rules_available(ur->onhand_pickable, ur->allocated, buffer,
+                            it->max_list_qty) == store)
+                return ur->at_location;
+        long long elsewhere = ur->onhand_pickable - ur->at_location;
+        long long target = store + ur->allocated + buffer - elsewhere;
+        if (target < 0) {
+                (*clamped)++;
+                return 0;
+        }
+        return target;
+}
 
 /* Decides, per matched unit, whether its store level can be pulled. */
 static size_t plan_pull(struct sync_ctx *ctx,
@@ -16,7 +52,7 @@ static size_t plan_pull(struct sync_ctx *ctx,
                         struct pull_item *items)
 {
         struct report *rep = ctx->rep;
-        size_t n = 0;
+        size_t n = 0, clamped = 0;
         for (size_t u = 0; u < units->n; u++) {
                 long l = m->level_of_unit[u];
                 if (l < 0)
@@ -46,10 +82,19 @@ static size_t plan_pull(struct sync_ctx *ctx,
                                     ur->at_location, lv->qty, NULL);
                         continue;
                 }
-                items[n++] = (struct pull_item){ .unit_id = ur->id,
-                                                 .sku = ur->sku,
-                                                 .target = lv->qty };
+                items[n++] = (struct pull_item){
+                        .unit_id = ur->id,
+                        .sku = ur->sku,
+                        .target =
+                                pull_target(ctx->integ, ur, lv->qty, &clamped),
+                };
         }
+        if (clamped > 0)
+                report_note(rep,
+                            "%zu units hold more in other pickable locations "
+                            "than the store shows; their pull location was "
+                            "set to 0 and the rest left as it is",
+                            clamped);
         return n;
 }
 
