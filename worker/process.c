@@ -300,6 +300,20 @@ enum ss_err processor_handle(struct processor *p,
                 log_msg(LOG_INFO, "request_duplicate",
                         "partition=%d offset=%lld", (int)msg->partition,
                         (long long)msg->offset);
+        } else if (rc == SS_OK && seen == REQ_CONFLICT) {
+                /* The first request with this id keeps its record; this
+                 * message is refused to the DLQ with its own event. */
+                ss_error_set(&why, SS_ERR_DUPLICATE_REQUEST,
+                             "request id %s was already used for a "
+                             "different request; request ids must be unique",
+                             req.request_id);
+                struct log_line l;
+                log_begin(&l, LOG_WARN, "request_rejected");
+                log_kvi(&l, "partition", msg->partition);
+                log_kvi(&l, "offset", msg->offset);
+                log_err(&l, &why);
+                log_end(&l);
+                rc = status_reject(p->conn, &req, msg, &why, err);
         } else if (rc == SS_OK) {
                 if (seen == REQ_RESUMED)
                         log_msg(LOG_INFO, "request_resumed",

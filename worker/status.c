@@ -124,17 +124,31 @@ enum ss_err status_begin(PGconn *conn,
         if (db_begin(conn, err) != SS_OK)
                 return SS_ERR_DB;
         const char *idp[] = { req->request_id };
-        PGresult *res = db_query(conn,
-                                 "SELECT state FROM sync_requests WHERE "
-                                 "request_id = $1 FOR UPDATE",
-                                 1, idp, err, NULL);
+        const char *same[] = { req->request_id,
+                               request_action_name(req->action), integ,
+                               req->unit_id ? unit : NULL, opts };
+        /* A known id must come with the same request: an id reused for
+         * another action, integration, unit or options is a conflict, not
+         * a duplicate to skip silently. */
+        PGresult *res = db_query(
+                conn,
+                "SELECT state, action = $2 AND integration_id IS NOT "
+                "DISTINCT FROM $3::bigint AND unit_id IS NOT DISTINCT FROM "
+                "$4::bigint AND options = $5::jsonb FROM sync_requests "
+                "WHERE request_id = $1 FOR UPDATE",
+                5, same, err, NULL);
         if (res == NULL)
                 goto fail;
         if (PQntuples(res) > 0) {
                 const char *state = db_val(res, 0, 0);
                 bool open = strcmp(state, "accepted") == 0 ||
                             strcmp(state, "running") == 0;
+                bool identical = db_bool(res, 0, 1);
                 PQclear(res);
+                if (!identical) {
+                        *seen = REQ_CONFLICT;
+                        return db_commit(conn, err);
+                }
                 *seen = open ? REQ_RESUMED : REQ_DONE;
                 if (open && db_exec(conn,
                                     "UPDATE sync_requests SET attempts = "

@@ -12,9 +12,10 @@
 #include "request.h"
 
 enum req_seen {
-        REQ_NEW,     /* first delivery: recorded as accepted */
-        REQ_RESUMED, /* known but unfinished: an earlier run died */
-        REQ_DONE,    /* already has a final state: a duplicate */
+        REQ_NEW,      /* first delivery: recorded as accepted */
+        REQ_RESUMED,  /* known but unfinished: an earlier run died */
+        REQ_DONE,     /* already has a final state: a duplicate */
+        REQ_CONFLICT, /* the id is known with a different request */
 };
 
 /* In its own transaction: records req (or counts another attempt) and

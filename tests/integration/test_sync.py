@@ -245,6 +245,29 @@ class Idempotency(SyncTest):
         self.assertEqual(outcome(rid)["attempts"], 1)
 
 
+    def test_id_reused_for_another_request(self):
+        """An id already used with another body is refused as
+        duplicate_request; the first request keeps its record."""
+        units, store = catalog()
+        c = Client("shopify", units, store)
+        rid = "reuse-%d" % time.time_ns()
+        first = outcome(c.enqueue("pull", request_id=rid))
+        self.assertEqual(first["state"], "succeeded")
+        c.enqueue("push", "--force", request_id=rid)
+
+        def refused():
+            return [m for m in harness.kafka_consume(harness.topic("dlq"),
+                                                     timeout=15)
+                    if m.header("error_code") == "duplicate_request"
+                    and rid.encode() in (m.payload or b"")]
+        harness.wait_for(refused, timeout=30, interval=0.5,
+                         what="the reused id on the DLQ")
+        again = outcome(rid)
+        self.assertEqual((again["state"], again["changed"]),
+                         ("succeeded", first["changed"]))
+        self.assertEqual(c.store_levels()["MUG"], 10)  # no push ran
+
+
 class BadInput(SyncTest):
     CASES = [
         (b"not json at all", "not_json"),
