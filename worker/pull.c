@@ -98,22 +98,18 @@ static size_t plan_pull(struct sync_ctx *ctx,
         return n;
 }
 
-static void tally(struct report *rep,
-                  const struct pull_item *items,
-                  size_t n,
-                  bool dry_run,
-                  const struct unit_rows *units)
+static void
+tally(struct report *rep, const struct pull_item *items, size_t n, bool dry_run)
 {
         for (size_t i = 0; i < n; i++) {
                 const struct pull_item *it = &items[i];
                 if (dry_run) {
                         /* No lock was taken: compare with what was read. */
-                        long long before = 0;
-                        for (size_t u = 0; u < units->n; u++)
-                                if (units->v[u].id == it->unit_id)
-                                        before = units->v[u].at_location;
+                        long long before = it->before;
                         if (before == it->target) {
                                 rep->unchanged++;
+                                report_item(rep, RL_UNCHANGED, it->sku, NULL,
+                                            NULL, before, LLONG_MIN, NULL);
                         } else {
                                 rep->changed++;
                                 report_item(rep, RL_PLANNED, it->sku, NULL,
@@ -132,6 +128,8 @@ static void tally(struct report *rep,
                                     it->before, it->target, NULL);
                 } else {
                         rep->unchanged++;
+                        report_item(rep, RL_UNCHANGED, it->sku, NULL, NULL,
+                                    it->before, LLONG_MIN, NULL);
                 }
         }
 }
@@ -173,7 +171,7 @@ finish:
                 rc = ledger_apply_pull(ctx->conn, it->id, it->pull_location_id,
                                        req->request_id, items, n, err);
         if (items != NULL && rc == SS_OK) {
-                tally(rep, items, n, req->options.dry_run, &units);
+                tally(rep, items, n, req->options.dry_run);
                 if (req->options.dry_run)
                         report_extra(rep, "dry_run", "true");
                 if (!it->store_is_master && rep->changed > 0)

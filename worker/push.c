@@ -387,6 +387,8 @@ tally(struct report *rep, struct push_item *items, size_t n, bool dry_run)
                 const char *sku = pi->level->sku;
                 if (!pi->write) {
                         rep->unchanged++;
+                        report_item(rep, RL_UNCHANGED, sku, NULL, NULL,
+                                    pi->read, LLONG_MIN, NULL);
                 } else if (dry_run) {
                         rep->changed++;
                         report_item(rep, RL_PLANNED, sku, NULL, NULL, pi->read,

@@ -11,6 +11,7 @@ static const char *const list_names[RL__COUNT] = {
         [RL_SKIPPED] = "skipped",
         [RL_FAILED] = "failed",
         [RL_BLOCKED] = "blocked",
+        [RL_UNCHANGED] = "unchanged",
         [RL_UNMATCHED_STORE] = "unmatched_store",
         [RL_UNMATCHED_WAREHOUSE] = "unmatched_warehouse",
         [RL_DUPLICATED_ON_STORE] = "duplicated_on_store",

@@ -21,6 +21,7 @@ enum report_list {
         RL_UNMATCHED_WAREHOUSE, /* in the warehouse, not on the store */
         RL_DUPLICATED_ON_STORE, /* one SKU on several store items */
         RL_PLANNED,             /* what a dry run would write */
+        RL_UNCHANGED,           /* already in agreement */
         RL__COUNT
 };
 

@@ -447,6 +447,10 @@ static void combinations(void **state)
                         assert_int_equal(o.failed, 0);
                         assert_non_null(
                                 strstr(o.detail, "\"unit_discontinued\""));
+                        /* Every outcome lists its SKUs, unchanged too. */
+                        assert_non_null(strstr(o.detail,
+                                               "\"unchanged\":{\"count\":1,"
+                                               "\"items\":[{\"sku\":\"BUF\""));
                         if (dry)
                                 assert_non_null(strstr(o.detail,
                                                        "\"planned\":{\"count\""
