@@ -83,6 +83,30 @@ static int usage(void)
         return 2;
 }
 
+/* Fields every request carries that the caller may leave out: a fresh
+ * request id, who asked, and when. Returns 0, or 1 with a message. */
+static int fill_defaults(const char **id,
+                         char rid[37],
+                         const char **who,
+                         char whobuf[160],
+                         char at[32])
+{
+        if (*id == NULL) {
+                if (uuid_v4(rid) != SS_OK) {
+                        fprintf(stderr, "stocksync: io_error: no random "
+                                        "source for a request id\n");
+                        return 1;
+                }
+                *id = rid;
+        }
+        if (*who == NULL) {
+                default_requester(whobuf, 160);
+                *who = whobuf;
+        }
+        now_utc(at);
+        return 0;
+}
+
 static int enqueue_sync(const struct config *cfg,
                         const char *action,
                         int argc,
@@ -129,19 +153,8 @@ static int enqueue_sync(const struct config *cfg,
                 return 2;
         }
         char rid[37], at[32], whobuf[160], key[24];
-        if (id == NULL) {
-                if (uuid_v4(rid) != SS_OK) {
-                        fprintf(stderr, "stocksync: io_error: no random "
-                                        "source for a request id\n");
-                        return 1;
-                }
-                id = rid;
-        }
-        if (who == NULL) {
-                default_requester(whobuf, sizeof(whobuf));
-                who = whobuf;
-        }
-        now_utc(at);
+        if (fill_defaults(&id, rid, &who, whobuf, at) != 0)
+                return 1;
         snprintf(key, sizeof(key), "%lld", integration);
 
         struct buf msg = BUF_INIT;
@@ -203,16 +216,8 @@ static int enqueue_export(const struct config *cfg, int argc, char **argv)
                         EXPORT_ID_MAX);
                 return 2;
         }
-        if (id == NULL) {
-                if (uuid_v4(rid) != SS_OK)
-                        return 1;
-                id = rid;
-        }
-        if (who == NULL) {
-                default_requester(whobuf, sizeof(whobuf));
-                who = whobuf;
-        }
-        now_utc(at);
+        if (fill_defaults(&id, rid, &who, whobuf, at) != 0)
+                return 1;
         snprintf(key, sizeof(key), "%lld", client);
 
         struct buf msg = BUF_INIT;
