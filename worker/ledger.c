@@ -26,23 +26,23 @@ enum ss_err ledger_load_units(PGconn *conn,
 
         PGresult *res = db_query(
                 conn,
+                /* Per-unit lateral sums: each is an index lookup on the
+                 * unit's own rows, so the plan stays linear in the number
+                 * of units even when the table statistics are stale (a
+                 * freshly loaded catalog once got a quadratic join). */
                 "SELECT u.id, u.sku, u.name, u.status = 'discontinued', "
                 "coalesce(u.buffer_qty, -1), coalesce(s.pickable, 0), "
                 "coalesce(a.allocated, 0), coalesce(s.at_location, 0) "
                 "FROM inventory_units u "
-                "LEFT JOIN (SELECT st.unit_id, "
+                "LEFT JOIN LATERAL (SELECT "
                 "  sum(st.qty) FILTER (WHERE lo.pickable) AS pickable, "
                 "  sum(st.qty) FILTER (WHERE st.location_id = $3) AS "
                 "at_location "
                 "  FROM stock st JOIN locations lo ON lo.id = st.location_id "
-                "  JOIN inventory_units iu ON iu.id = st.unit_id "
-                "  WHERE iu.client_id = $1 GROUP BY st.unit_id) s "
-                "  ON s.unit_id = u.id "
-                "LEFT JOIN (SELECT al.unit_id, sum(al.qty) AS allocated "
-                "  FROM order_allocations al JOIN inventory_units iu "
-                "  ON iu.id = al.unit_id "
-                "  WHERE al.status = 'open' AND iu.client_id = $1 "
-                "  GROUP BY al.unit_id) a ON a.unit_id = u.id "
+                "  WHERE st.unit_id = u.id) s ON true "
+                "LEFT JOIN LATERAL (SELECT sum(al.qty) AS allocated "
+                "  FROM order_allocations al "
+                "  WHERE al.unit_id = u.id AND al.status = 'open') a ON true "
                 "WHERE u.client_id = $1 AND ($2::bigint IS NULL OR u.id = $2) "
                 "ORDER BY u.id",
                 3, p, err, NULL);
