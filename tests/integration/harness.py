@@ -470,6 +470,17 @@ def fresh_db():
 _started = []
 
 
+def _exit_on_term(signum, frame):
+    # SIGTERM (a timeout, a killed benchmark) must still run the atexit
+    # handler below, or the daemons it started outlive the run and join
+    # the next run's consumer group.
+    raise SystemExit(128 + signum)
+
+
+if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    signal.signal(signal.SIGTERM, _exit_on_term)
+
+
 @atexit.register
 def _stop_leftovers():
     for d in _started:
