@@ -28,6 +28,23 @@ void csv_text(struct buf *b, const char *s, size_t len, bool neutralise);
 /* Appends v as a plain integer cell. */
 void csv_int(struct buf *b, long long v);
 
+/* The same cells written straight into memory, for callers that format
+ * many cells per row and want one append instead of one per byte run. */
+
+/* Most bytes csv_put_text() writes for a text of len bytes: two quotes,
+ * the apostrophe and every byte doubled. */
+#define CSV_TEXT_MAX(len) (2 * (size_t)(len) + 3)
+
+/* Most bytes csv_put_int() writes. */
+#define CSV_INT_MAX 20
+
+/* Writes s[0..len) as one text cell at dst, which must hold
+ * CSV_TEXT_MAX(len) bytes. Returns the end of what was written. */
+char *csv_put_text(char *dst, const char *s, size_t len, bool neutralise);
+
+/* Writes v at dst, which must hold CSV_INT_MAX bytes. Returns the end. */
+char *csv_put_int(char *dst, long long v);
+
 /* Appends the UTF-8 byte-order mark EF BB BF. */
 void csv_bom(struct buf *b);
 

@@ -217,6 +217,159 @@ static void test_rejects(void **state)
         buf_free(&scratch);
 }
 
+/* An event whose note is the JSON string literal lit (quotes included). */
+static char *event_with_note(const char *lit)
+{
+        const char *head = HEAD "\"note\":";
+        const char *tail = "," GOOD_TAIL "}";
+        size_t n = strlen(head) + strlen(lit) + strlen(tail) + 1;
+        char *json = malloc(n);
+        assert_non_null(json);
+        snprintf(json, n, "%s%s%s", head, lit, tail);
+        return json;
+}
+
+/* The string scanner steps over 8 bytes at a time: every byte that stops
+ * it must be seen at every position in and across those words. */
+static void test_string_bytes_at_every_position(void **state)
+{
+        (void)state;
+
+        static const struct {
+                const char *raw;     /* as written in the JSON string */
+                const char *decoded; /* NULL: the event is refused */
+                enum ss_err code;
+        } cases[] = {
+                { "\\\"", "\"", SS_OK },
+                { "\\\\", "\\", SS_OK },
+                { "\\n", "\n", SS_OK },
+                { "\x7f", "\x7f", SS_OK },
+                { "\xC3\xBC", "\xC3\xBC", SS_OK },
+                { "\xF0\x9F\x98\x80", "\xF0\x9F\x98\x80", SS_OK },
+                { "\x1f", NULL, SS_ERR_NOT_JSON },
+                { "\t", NULL, SS_ERR_NOT_JSON },
+                { "\xC3", NULL, SS_ERR_INVALID_UTF8 },
+                { "\xFF", NULL, SS_ERR_INVALID_UTF8 },
+        };
+
+        const char *filler = "abcdefghijklmnopqrstuvwxyz";
+        struct buf scratch = BUF_INIT;
+        for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+                for (int pre = 0; pre <= 17; pre++) {
+                        int post = (pre * 5) % 11;
+                        char lit[128], want[128];
+                        snprintf(lit, sizeof(lit), "\"%.*s%s%.*s\"", pre,
+                                 filler, cases[c].raw, post, filler);
+                        char *json = event_with_note(lit);
+                        struct movement_event ev;
+                        struct ss_error err = { 0 };
+                        enum ss_err rc = event_parse(json, strlen(json),
+                                                     &scratch, &ev, &err);
+                        if (cases[c].decoded == NULL) {
+                                assert_int_equal(rc, cases[c].code);
+                        } else {
+                                assert_int_equal(rc, SS_OK);
+                                snprintf(want, sizeof(want), "%.*s%s%.*s", pre,
+                                         filler, cases[c].decoded, post,
+                                         filler);
+                                assert_int_equal(ev.note.len, strlen(want));
+                                assert_memory_equal(ev.note.p, want,
+                                                    ev.note.len);
+                        }
+                        free(json);
+                }
+        }
+        buf_free(&scratch);
+}
+
+/* Keys that start like a known one, or come in another order, are not
+ * mistaken for it. */
+static void test_keys_near_known_names(void **state)
+{
+        (void)state;
+        const char *json =
+                "{\"note\\u0073\":\"a\",\"event\":\"movement\","
+                "\"movement_id\":3,\"occurred_at\":\"2024-01-01T00:00:00Z\","
+                "\"notes\":\"b\",\"not\":\"c\",\"reason_code\":\"r\","
+                "\"qty_before\":0,\"sku\":\"S\",\"qty_after\":1,"
+                "\"qty_change\":1,\"location_code\":\"L\",\"lot\":\"x\","
+                "\"lotte\":\"y\",\"client_id\":1,\"unit_id\":2,"
+                "\"note\":\"d\"}";
+        struct movement_event ev;
+        struct buf scratch = BUF_INIT;
+        struct ss_error err = { 0 };
+        assert_int_equal(parse(json, &ev, &scratch, &err), SS_OK);
+        assert_int_equal(ev.movement_id, 3);
+        assert_int_equal(ev.note.len, 1);
+        assert_memory_equal(ev.note.p, "d", 1);
+        assert_int_equal(ev.lot.len, 1);
+        assert_memory_equal(ev.lot.p, "x", 1);
+        assert_int_equal(ev.qty_after, 1);
+        buf_free(&scratch);
+}
+
+/* What a text cell must look like (neutralise off), built the simple
+ * way. */
+static void quoted_cell(struct buf *b, const char *s)
+{
+        if (strpbrk(s, ",\"\r\n") == NULL) {
+                buf_puts(b, s);
+                return;
+        }
+        buf_putc(b, '"');
+        for (; *s; s++) {
+                buf_putc(b, *s);
+                if (*s == '"')
+                        buf_putc(b, '"');
+        }
+        buf_putc(b, '"');
+}
+
+/* Rows are formatted in a small buffer; cells of every size, up to ones
+ * far larger than that buffer, come out whole and in order. */
+static void test_row_with_long_cells(void **state)
+{
+        (void)state;
+        static const size_t sizes[] = { 1,   100, 200, 254, 255, 256,
+                                        300, 511, 512, 513, 2000 };
+        struct buf scratch = BUF_INIT;
+        for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+                size_t n = sizes[i];
+                char *text = malloc(n + 1);
+                assert_non_null(text);
+                for (size_t k = 0; k < n; k++)
+                        text[k] = "ab\"c,d"[k % 6];
+                text[n] = '\0';
+
+                struct movement_event ev;
+                struct ss_error err = { 0 };
+                assert_int_equal(parse(C09_EVENT, &ev, &scratch, &err), SS_OK);
+                ev.note = (struct event_str){ text, n };
+                ev.item_name = (struct event_str){ text, n };
+                ev.serial = (struct event_str){ text, n };
+
+                struct buf want = BUF_INIT;
+                buf_puts(&want, "17,2024-03-31T00:30:00Z,recount,");
+                quoted_cell(&want, text);
+                buf_puts(&want, ",3,0,-3,SKU-1,");
+                quoted_cell(&want, text);
+                buf_puts(&want, ",LAGER-SÜD,");
+                quoted_cell(&want, text);
+                buf_puts(&want, ",,@L77,\n");
+
+                struct buf row = BUF_INIT;
+                buf_puts(&row, "before|");
+                event_csv_row(&ev, false, &row);
+                assert_non_null(buf_str(&row));
+                assert_string_equal(buf_str(&row) + strlen("before|"),
+                                    buf_str(&want));
+                buf_free(&row);
+                buf_free(&want);
+                free(text);
+        }
+        buf_free(&scratch);
+}
+
 /* Every cut of a good event fails cleanly (run under ASan it also shows
  * no read past the end). */
 static void test_truncations(void **state)
@@ -246,6 +399,9 @@ int main(void)
                 cmocka_unit_test(test_unset_cells),
                 cmocka_unit_test(test_rejects),
                 cmocka_unit_test(test_truncations),
+                cmocka_unit_test(test_string_bytes_at_every_position),
+                cmocka_unit_test(test_keys_near_known_names),
+                cmocka_unit_test(test_row_with_long_cells),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -200,6 +200,30 @@ static const unsigned char plain[256] = {
 
 /* clang-format on */
 
+/* Steps over whole 8-byte words that hold only plain bytes: one test per
+ * word instead of one table look-up per byte. A word with any byte below
+ * 0x20, above 0x7f, a quote or a backslash stops it. */
+static void skip_plain8(struct parser *ps)
+{
+        const uint64_t ones = 0x0101010101010101ULL;
+        const uint64_t highs = 0x8080808080808080ULL;
+        while (ps->end - ps->s >= 8) {
+                uint64_t w;
+                memcpy(&w, ps->s, 8);
+                uint64_t quote = w ^ (ones * '"');
+                uint64_t bslash = w ^ (ones * '\\');
+                /* (x - ones) & ~x has a high bit set exactly when some
+                 * byte of x is zero; with 0x20 instead of ones, when some
+                 * byte is below 0x20. OR-ing w in catches bytes >= 0x80. */
+                uint64_t hit = ((w - ones * 0x20) & ~w) |
+                               ((quote - ones) & ~quote) |
+                               ((bslash - ones) & ~bslash) | w;
+                if ((hit & highs) != 0)
+                        return;
+                ps->s += 8;
+        }
+}
+
 /* Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80),
  * or 0: no overlongs, no surrogates, nothing above U+10FFFF. */
 static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
@@ -260,6 +284,7 @@ static enum ss_err string(struct parser *ps, struct tok *t)
 {
         const char *start = ps->s;
         for (;;) {
+                skip_plain8(ps);
                 while (ps->s < ps->end && plain[(unsigned char)*ps->s])
                         ps->s++;
                 if (ps->s >= ps->end || *ps->s == '"' || *ps->s == '\\')
@@ -430,6 +455,26 @@ static bool field_is(const struct field *f, const char *k, size_t len)
         return f->nlen == len && memcmp(f->name, k, len) == 0;
 }
 
+/* The expected key read straight from the payload, without scanning it
+ * as a string first: when the bytes after the opening quote are the
+ * hinted name and a closing quote, the key is that name (names hold no
+ * character that JSON escapes). On a hit ps->s is past the closing
+ * quote. */
+static const struct field *hinted_key(struct parser *ps, size_t *hint)
+{
+        if (*hint >= NFIELDS)
+                return NULL;
+        const struct field *f = &fields[*hint];
+        if ((size_t)(ps->end - ps->s) <= f->nlen || ps->s[f->nlen] != '"')
+                return NULL;
+        for (size_t i = 0; i < f->nlen; i++)
+                if (ps->s[i] != f->name[i])
+                        return NULL;
+        ps->s += f->nlen + 1;
+        (*hint)++;
+        return f;
+}
+
 /* Producers write the keys in one order, so the field after the previous
  * one is tried first; *hint carries that position. */
 static const struct field *find_field(const char *k, size_t len, size_t *hint)
@@ -525,14 +570,19 @@ static enum ss_err members(struct parser *ps,
                 if (ps->s >= ps->end || *ps->s != '"')
                         return syntax(ps, "key expected");
                 ps->s++;
-                size_t mark = ps->scratch->len;
-                struct tok key;
-                enum ss_err rc = string(ps, &key);
-                if (rc != SS_OK)
-                        return rc;
-                const char *k = key.p ? key.p : ps->scratch->data + key.off;
-                const struct field *f = find_field(k, key.len, &hint);
-                ps->scratch->len = mark;
+                enum ss_err rc;
+                const struct field *f = hinted_key(ps, &hint);
+                if (f == NULL) {
+                        size_t mark = ps->scratch->len;
+                        struct tok key;
+                        rc = string(ps, &key);
+                        if (rc != SS_OK)
+                                return rc;
+                        const char *k =
+                                key.p ? key.p : ps->scratch->data + key.off;
+                        f = find_field(k, key.len, &hint);
+                        ps->scratch->len = mark;
+                }
                 ws(ps);
                 if (ps->s >= ps->end || *ps->s != ':')
                         return syntax(ps, "':' expected");
@@ -635,40 +685,79 @@ enum ss_err event_parse(const char *payload,
         return check(ev, seen, err);
 }
 
-static void
-text_cell(struct buf *out, const struct event_str *s, bool neutralise)
+/* A row is formatted into a small stack buffer and appended in a few
+ * pieces: one buf_append per row instead of one per cell and comma. A
+ * cell too long for the buffer goes straight to the output. */
+struct row_out {
+        struct buf *out;
+        char *p;
+        char tmp[512];
+};
+
+static void row_flush(struct row_out *r)
 {
-        if (s->p != NULL)
-                csv_text(out, s->p, s->len, neutralise);
-        buf_putc(out, ',');
+        buf_append(r->out, r->tmp, (size_t)(r->p - r->tmp));
+        r->p = r->tmp;
+}
+
+/* Makes room for n more bytes; false when n can never fit. */
+static bool row_room(struct row_out *r, size_t n)
+{
+        if (n > sizeof(r->tmp))
+                return false;
+        if ((size_t)(r->tmp + sizeof(r->tmp) - r->p) < n)
+                row_flush(r);
+        return true;
+}
+
+static void row_int(struct row_out *r, long long v)
+{
+        row_room(r, CSV_INT_MAX + 1);
+        r->p = csv_put_int(r->p, v);
+        *r->p++ = ',';
+}
+
+/* A text cell; end is the character after it (',' or '\n'). */
+static void row_text(struct row_out *r,
+                     const struct event_str *s,
+                     bool neutralise,
+                     char end)
+{
+        size_t len = s->p != NULL ? s->len : 0;
+        if (row_room(r, CSV_TEXT_MAX(len) + 1)) {
+                if (s->p != NULL)
+                        r->p = csv_put_text(r->p, s->p, len, neutralise);
+        } else {
+                row_flush(r);
+                csv_text(r->out, s->p, len, neutralise);
+        }
+        row_room(r, 1);
+        *r->p++ = end;
 }
 
 void event_csv_row(const struct movement_event *ev,
                    bool neutralise,
                    struct buf *out)
 {
-        char ts[TIMEFMT_MAX];
-        size_t n = timefmt_format(ev->occurred_us, ts);
+        struct row_out r;
+        r.out = out;
+        r.p = r.tmp;
 
-        csv_int(out, ev->movement_id);
-        buf_putc(out, ',');
-        buf_append(out, ts, n);
-        buf_putc(out, ',');
-        text_cell(out, &ev->reason_code, neutralise);
-        text_cell(out, &ev->note, neutralise);
-        csv_int(out, ev->qty_before);
-        buf_putc(out, ',');
-        csv_int(out, ev->qty_after);
-        buf_putc(out, ',');
-        csv_int(out, ev->qty_change);
-        buf_putc(out, ',');
-        text_cell(out, &ev->sku, neutralise);
-        text_cell(out, &ev->item_name, neutralise);
-        text_cell(out, &ev->location_code, neutralise);
-        text_cell(out, &ev->serial, neutralise);
-        text_cell(out, &ev->batch, neutralise);
-        text_cell(out, &ev->lot, neutralise);
-        if (ev->order_ref.p != NULL)
-                csv_text(out, ev->order_ref.p, ev->order_ref.len, neutralise);
-        buf_putc(out, '\n');
+        row_int(&r, ev->movement_id);
+        row_room(&r, TIMEFMT_MAX + 1);
+        r.p += timefmt_format(ev->occurred_us, r.p);
+        *r.p++ = ',';
+        row_text(&r, &ev->reason_code, neutralise, ',');
+        row_text(&r, &ev->note, neutralise, ',');
+        row_int(&r, ev->qty_before);
+        row_int(&r, ev->qty_after);
+        row_int(&r, ev->qty_change);
+        row_text(&r, &ev->sku, neutralise, ',');
+        row_text(&r, &ev->item_name, neutralise, ',');
+        row_text(&r, &ev->location_code, neutralise, ',');
+        row_text(&r, &ev->serial, neutralise, ',');
+        row_text(&r, &ev->batch, neutralise, ',');
+        row_text(&r, &ev->lot, neutralise, ',');
+        row_text(&r, &ev->order_ref, neutralise, '\n');
+        row_flush(&r);
 }

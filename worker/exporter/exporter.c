@@ -15,8 +15,9 @@
 #include "stream.h"
 
 #define POLL_MS       100
-#define STALL_POLL_MS 10 /* while audit events flow */
+#define STALL_POLL_MS 2 /* while audit events flow */
 #define FLOWING_MS    2000
+#define REWAKE_MS     50 /* between wakes while nothing arrives */
 #define RETRY_MS      1000
 
 struct exporter {
@@ -26,13 +27,23 @@ struct exporter {
         struct stream stream;
         struct export_ctx export;
         int64_t last_audit_ms; /* when the last audit event arrived */
+        int64_t woken_ms;      /* last wake_fetchers(); 0 since a message */
         bool paused;
 };
+
+/* Millisecond time for timeouts and batch ages. The coarse clock is read
+ * once per message and costs a fraction of the precise one; its few
+ * milliseconds of resolution are far below any interval used here. */
+#ifdef CLOCK_MONOTONIC_COARSE
+#define LOOP_CLOCK CLOCK_MONOTONIC_COARSE
+#else
+#define LOOP_CLOCK CLOCK_MONOTONIC
+#endif
 
 static int64_t now_ms(void)
 {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        clock_gettime(LOOP_CLOCK, &ts);
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -277,8 +288,13 @@ static enum ss_err clients_new(struct exporter *x, struct ss_error *err)
          * defaults that STOCKSYNC_KAFKA may override. */
         enum ss_err rc = conf_default(
                 conf, x->cfg, "queued.max.messages.kbytes", "4096", err);
+        /* Answers of at most 1 MiB from a few brokers stay below the
+         * 4 MiB queue limit, so fetching goes on while we read. With
+         * 2 MiB answers three brokers overshot it together, every fetcher
+         * stopped once per 6 MiB and reading stalled until
+         * wake_fetchers(). */
         if (rc == SS_OK)
-                rc = conf_default(conf, x->cfg, "fetch.max.bytes", "2097152",
+                rc = conf_default(conf, x->cfg, "fetch.max.bytes", "1048576",
                                   err);
         if (rc != SS_OK) {
                 rd_kafka_conf_destroy(conf);
@@ -404,21 +420,32 @@ enum ss_err exporter_run(const struct config *cfg,
         log_end(&l);
 
         int64_t now = now_ms();
+        int64_t ticked = -1;
         while (!*stop) {
                 bool flowing = x.last_audit_ms != 0 &&
                                now - x.last_audit_ms < FLOWING_MS;
                 rd_kafka_message_t *msg = rd_kafka_consumer_poll(
                         x.consumer, flowing ? STALL_POLL_MS : POLL_MS);
-                /* The clock is read once per message: at a million
-                 * messages a second it shows in profiles. */
                 now = now_ms();
                 if (msg != NULL) {
                         handle(&x, msg, now, stop);
                         rd_kafka_message_destroy(msg);
-                } else if (flowing && !x.paused) {
+                        x.woken_ms = 0;
+                } else if (flowing && !x.paused &&
+                           now - x.woken_ms >= REWAKE_MS) {
+                        /* Woken fetchers answer within a few ms; waking
+                         * them again before that would only discard the
+                         * fetch in flight. */
                         wake_fetchers(&x);
+                        x.woken_ms = now;
                 }
-                maybe_seal(&x, now);
+                /* Sealing is looked after once per clock tick, when idle,
+                 * and at once when the batch is full: checking it per
+                 * message took two mutex round trips each. */
+                if (msg == NULL || now != ticked || stream_full(&x.stream)) {
+                        maybe_seal(&x, now);
+                        ticked = now;
+                }
         }
         log_msg(LOG_INFO, "exporter_stopping",
                 "rows_total=%lld "

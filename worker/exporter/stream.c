@@ -414,6 +414,12 @@ void stream_tick(struct stream *s, rd_kafka_t *consumer, int64_t now_ms)
         pthread_mutex_unlock(&s->mu);
 }
 
+bool stream_full(const struct stream *s)
+{
+        /* jobs[cur] and cur only change on the calling thread. */
+        return job_full(s, &s->jobs[s->cur]);
+}
+
 bool stream_stalled(struct stream *s)
 {
         pthread_mutex_lock(&s->mu);

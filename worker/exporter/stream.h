@@ -110,6 +110,10 @@ enum ss_err stream_add(struct stream *s,
  * full. Never blocks otherwise. */
 void stream_tick(struct stream *s, rd_kafka_t *consumer, int64_t now_ms);
 
+/* True when the filling batch is full and should be handed over. Takes
+ * no lock: only the thread that calls stream_add() may ask. */
+bool stream_full(const struct stream *s);
+
 /* True when the filling batch is full while the sealer holds a failed
  * batch: reading on would only grow memory. */
 bool stream_stalled(struct stream *s);
