@@ -9,9 +9,9 @@
 #include "err.h"
 
 struct config {
-        const char *database_url;   /* libpq conninfo or URI */
-        const char *brokers;        /* bootstrap.servers */
-        const char *kafka_props;    /* "k=v,k=v" passed to librdkafka */
+        const char *database_url; /* libpq conninfo or URI */
+        const char *brokers;      /* bootstrap.servers */
+        const char *kafka_props;  /* "k=v,k=v" passed to librdkafka */
         const char *topic_requests;
         const char *topic_status;
         const char *topic_movements;
@@ -36,15 +36,18 @@ struct config {
         long status_progress_every;
 };
 
-enum config_type { CONFIG_STR, CONFIG_LONG };
+enum config_type {
+        CONFIG_STR,
+        CONFIG_LONG
+};
 
 struct config_key {
-        const char *env;      /* STOCKSYNC_... */
+        const char *env; /* STOCKSYNC_... */
         enum config_type type;
-        const char *def;      /* default, as text */
-        long min, max;        /* bounds for CONFIG_LONG */
+        const char *def; /* default, as text */
+        long min, max;   /* bounds for CONFIG_LONG */
         const char *help;
-        size_t offset;        /* into struct config */
+        size_t offset; /* into struct config */
 };
 
 /* NULL-terminated (env == NULL) table of every key. */
@@ -54,8 +57,7 @@ extern const struct config_key config_keys[];
  * environment or static defaults (valid for the process' life). Returns
  * SS_ERR_CONFIG naming the variable when a value is malformed or out of
  * range. */
-enum ss_err config_load(struct config *cfg, struct ss_error *err)
-        SS_MUSTCHECK;
+enum ss_err config_load(struct config *cfg, struct ss_error *err) SS_MUSTCHECK;
 
 /* Prints every key with its default and meaning. */
 void config_print_help(FILE *out);

@@ -39,23 +39,24 @@ PGconn *db_connect(const char *url, struct ss_error *err)
         return conn;
 }
 
-PGresult *db_query(PGconn *conn, const char *sql, int n,
-                   const char *const *params, struct ss_error *err,
+PGresult *db_query(PGconn *conn,
+                   const char *sql,
+                   int n,
+                   const char *const *params,
+                   struct ss_error *err,
                    char *sqlstate)
 {
-        PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL,
-                                     0);
+        PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
                 if (sqlstate)
                         sqlstate[0] = '\0';
                 return res;
         }
-        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
-                                : NULL;
-        const char *m = res ? PQresultErrorField(res,
-                                                 PG_DIAG_MESSAGE_PRIMARY)
-                            : NULL;
+        const char *state =
+                res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        const char *m =
+                res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
         if (m == NULL)
                 m = PQerrorMessage(conn);
         if (sqlstate)
@@ -66,8 +67,11 @@ PGresult *db_query(PGconn *conn, const char *sql, int n,
         return NULL;
 }
 
-enum ss_err db_exec(PGconn *conn, const char *sql, int n,
-                    const char *const *params, struct ss_error *err)
+enum ss_err db_exec(PGconn *conn,
+                    const char *sql,
+                    int n,
+                    const char *const *params,
+                    struct ss_error *err)
 {
         PGresult *res = db_query(conn, sql, n, params, err, NULL);
         if (res == NULL)

@@ -17,14 +17,19 @@ PGconn *db_connect(const char *url, struct ss_error *err);
 /* Runs sql with params[0..n) as text (NULL = SQL NULL). Returns a new
  * result (PQclear it) for COMMAND_OK or TUPLES_OK, else NULL with err set;
  * the SQLSTATE is copied into sqlstate (6 bytes) when non-NULL. */
-PGresult *db_query(PGconn *conn, const char *sql, int n,
-                   const char *const *params, struct ss_error *err,
+PGresult *db_query(PGconn *conn,
+                   const char *sql,
+                   int n,
+                   const char *const *params,
+                   struct ss_error *err,
                    char *sqlstate);
 
 /* db_query for statements whose rows are not wanted. */
-enum ss_err db_exec(PGconn *conn, const char *sql, int n,
-                    const char *const *params, struct ss_error *err)
-        SS_MUSTCHECK;
+enum ss_err db_exec(PGconn *conn,
+                    const char *sql,
+                    int n,
+                    const char *const *params,
+                    struct ss_error *err) SS_MUSTCHECK;
 
 enum ss_err db_begin(PGconn *conn, struct ss_error *err) SS_MUSTCHECK;
 enum ss_err db_commit(PGconn *conn, struct ss_error *err) SS_MUSTCHECK;

@@ -17,13 +17,13 @@
 #include "err.h"
 
 struct http_policy {
-        unsigned max_attempts;      /* tries per request, first included */
-        unsigned base_delay_ms;     /* first backoff step */
-        unsigned max_delay_ms;      /* cap of one backoff step */
-        unsigned max_wait_ms;       /* cap of one server-requested wait */
-        unsigned timeout_ms;        /* whole exchange, per attempt */
+        unsigned max_attempts;  /* tries per request, first included */
+        unsigned base_delay_ms; /* first backoff step */
+        unsigned max_delay_ms;  /* cap of one backoff step */
+        unsigned max_wait_ms;   /* cap of one server-requested wait */
+        unsigned timeout_ms;    /* whole exchange, per attempt */
         unsigned connect_timeout_ms;
-        size_t max_body;            /* larger responses are refused */
+        size_t max_body; /* larger responses are refused */
 };
 
 /* Defaults: 6 attempts, 250 ms base, 20 s step cap, 60 s wait cap, 60 s
@@ -31,12 +31,12 @@ struct http_policy {
 void http_policy_default(struct http_policy *p);
 
 struct http_request {
-        const char *method;             /* "GET", "POST", "PUT" */
+        const char *method; /* "GET", "POST", "PUT" */
         const char *url;
-        const char *body;               /* may be NULL */
+        const char *body; /* may be NULL */
         size_t body_len;
-        const char *const *headers;     /* NULL-terminated "Name: value" */
-        const char *userpwd;            /* HTTP Basic "user:pass" or NULL */
+        const char *const *headers; /* NULL-terminated "Name: value" */
+        const char *userpwd;        /* HTTP Basic "user:pass" or NULL */
         /* Safe to send again after a transport error or 5xx, when the
          * first attempt may have reached the store (absolute writes,
          * reads, writes with an idempotency key). */
@@ -48,17 +48,22 @@ struct http_request {
 };
 
 struct http_response {
-        long status;                    /* 0 until a response arrived */
-        struct buf body;                /* owned */
-        struct buf headers;             /* owned: "name: value\n" lines */
+        long status;        /* 0 until a response arrived */
+        struct buf body;    /* owned */
+        struct buf headers; /* owned: "name: value\n" lines */
 };
 
-#define HTTP_RESPONSE_INIT { 0, BUF_INIT, BUF_INIT }
+#define HTTP_RESPONSE_INIT            \
+        {                             \
+                0, BUF_INIT, BUF_INIT \
+        }
 
 /* Value of a response header (case-insensitive name), copied into out;
  * false when absent. For repeated headers the last wins. */
-bool http_header(const struct http_response *resp, const char *name,
-                 char *out, size_t outsz);
+bool http_header(const struct http_response *resp,
+                 const char *name,
+                 char *out,
+                 size_t outsz);
 
 /* Retry-After in milliseconds (delta-seconds, fractional allowed, or an
  * HTTP date); -1 when absent or unparsable. */
@@ -87,7 +92,8 @@ const struct http_policy *http_client_policy(const struct http_client *c);
 
 /* Replaces sleeping (tests): fn(arg, ms) is called instead of nanosleep. */
 void http_client_set_sleep(struct http_client *c,
-                           void (*fn)(void *arg, unsigned ms), void *arg);
+                           void (*fn)(void *arg, unsigned ms),
+                           void *arg);
 
 /* Waits ms through the client's sleep function and counts it in waited_ms:
  * for adapters that pace themselves by a budget the store reports. */
@@ -97,9 +103,10 @@ void http_client_sleep(struct http_client *c, unsigned ms);
  * status (resp is reset first). SS_ERR_HTTP / SS_ERR_TIMEOUT on transport
  * failure, SS_ERR_CONFIG for a refused URL, SS_ERR_BAD_RESPONSE when the
  * body exceeds max_body. */
-enum ss_err http_exchange(struct http_client *c, const struct http_request *req,
-                          struct http_response *resp, struct ss_error *err)
-        SS_MUSTCHECK;
+enum ss_err http_exchange(struct http_client *c,
+                          const struct http_request *req,
+                          struct http_response *resp,
+                          struct ss_error *err) SS_MUSTCHECK;
 
 /* Classifies a response by status: 2xx SS_OK; 401/403 SS_ERR_AUTH; 429
  * SS_ERR_THROTTLED; 408 SS_ERR_TIMEOUT; 5xx SS_ERR_STORE_5XX; 3xx
@@ -112,7 +119,8 @@ enum ss_err http_classify(const struct http_response *resp,
  * return SS_ERR_THROTTLED with *wait_ms set (a throttle signalled inside a
  * 200 body, as Shopify GraphQL does) or any other code to stop. */
 typedef enum ss_err (*http_check_fn)(const struct http_response *resp,
-                                     void *arg, unsigned *wait_ms,
+                                     void *arg,
+                                     unsigned *wait_ms,
                                      struct ss_error *err);
 
 /* The exchange with the shared retry policy. Retries transport errors,
@@ -121,10 +129,12 @@ typedef enum ss_err (*http_check_fn)(const struct http_response *resp,
  * check's wait when given, else backoff; never sends before the server said
  * it may. Gives up after max_attempts with the last error. Auth and other
  * permanent errors return at once. resp holds the last response. */
-enum ss_err http_do(struct http_client *c, const struct http_request *req,
-                    http_check_fn check, void *check_arg,
-                    struct http_response *resp, struct ss_error *err)
-        SS_MUSTCHECK;
+enum ss_err http_do(struct http_client *c,
+                    const struct http_request *req,
+                    http_check_fn check,
+                    void *check_arg,
+                    struct http_response *resp,
+                    struct ss_error *err) SS_MUSTCHECK;
 
 /* Backoff before attempt n (1 = first retry): uniform in [0, min(cap,
  * base * 2^(n-1))], at least 1 ms. */

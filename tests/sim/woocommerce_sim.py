@@ -563,25 +563,25 @@ class WooHandler(simcore.SimHandler):
     # Writing ------------------------------------------------------------
     def _update(self, req, parent):
         """One update from a batch or a PUT: returns (status, object or
-        error stub), the way WooCommerce's batch handler reports each."""
+        error entry), the way WooCommerce's batch handler reports each."""
         store = self.server.store
         vid = req.get("id")
         code = ("woocommerce_rest_product_variation_invalid_id" if parent
                 else "woocommerce_rest_product_invalid_id")
         if not isinstance(vid, int) or isinstance(vid, bool):
-            return 400, self._stub(vid, 400, code, "Invalid ID.")
+            return 400, self._error_entry(vid, 400, code, "Invalid ID.")
         it = self._variation(parent, vid) if parent else \
             store.items.get(vid)
         if it is None or (parent is None and it.type == "variation"):
-            return 400, self._stub(vid, 400, code, "Invalid ID.")
+            return 400, self._error_entry(vid, 400, code, "Invalid ID.")
         ie = self.item_error(it.shown_sku())
         if ie is not None:
-            return 400, self._stub(vid, 400, ie[0], ie[1])
+            return 400, self._error_entry(vid, 400, ie[0], ie[1])
         if "stock_quantity" in req and req["stock_quantity"] is not None:
             q = req["stock_quantity"]
             if isinstance(q, bool) or not isinstance(q, (int, float)) or \
                     (isinstance(q, float) and not q.is_integer()):
-                return 400, self._stub(vid, 400, "rest_invalid_param",
+                return 400, self._error_entry(vid, 400, "rest_invalid_param",
                                        "Invalid parameter(s): "
                                        "stock_quantity")
         if "manage_stock" in req:
@@ -601,7 +601,7 @@ class WooHandler(simcore.SimHandler):
         return 200, self._json(it)
 
     @staticmethod
-    def _stub(item_id, status, code, message):
+    def _error_entry(item_id, status, code, message):
         return {"id": item_id if isinstance(item_id, int) else 0,
                 "error": {"code": code, "message": message,
                           "data": {"status": status}}}
@@ -619,7 +619,7 @@ class WooHandler(simcore.SimHandler):
                             "request." % store.batch_limit)
         out = {}
         if body.get("create"):
-            out["create"] = [self._stub(0, 400, "woocommerce_rest_cannot_"
+            out["create"] = [self._error_entry(0, 400, "woocommerce_rest_cannot_"
                                         "create", "The simulator does not "
                                         "create items.")
                              for _ in body["create"]]
@@ -631,13 +631,13 @@ class WooHandler(simcore.SimHandler):
             res = []
             for u in ups:
                 if not isinstance(u, dict):
-                    res.append(self._stub(0, 400, "rest_invalid_param",
+                    res.append(self._error_entry(0, 400, "rest_invalid_param",
                                           "Invalid parameter(s): update"))
                     continue
                 res.append(self._update(u, parent)[1])
             out["update"] = res
         if body.get("delete"):
-            out["delete"] = [self._stub(d if isinstance(d, int) else 0, 400,
+            out["delete"] = [self._error_entry(d if isinstance(d, int) else 0, 400,
                                         "woocommerce_rest_cannot_delete",
                                         "The simulator does not delete "
                                         "items.")
