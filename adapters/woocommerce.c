@@ -803,7 +803,8 @@ woo_verdict(struct store_write *w, enum ss_err code, const char *fmt, ...)
         w->result = code;
 }
 
-/* The store's {code, message} of an error answer or of an item's error entry. */
+/* The store's {code, message} of an error answer or of an item's error entry.
+ */
 static void woo_store_error(yajl_val e, const char **code, const char **msg)
 {
         *code = json_str(json_get(e, "code"));
