@@ -7,43 +7,51 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t json_utf8_seq(const unsigned char *p, const unsigned char *end)
+{
+        unsigned c = p[0];
+        size_t n;
+        unsigned cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+                n = 1;
+                cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+                n = 2;
+                cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+                n = 3;
+                cp = c & 0x07;
+        } else {
+                return 0;
+        }
+        if ((size_t)(end - p) <= n)
+                return 0;
+        for (size_t i = 1; i <= n; i++) {
+                if ((p[i] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return n + 1;
+}
+
 bool json_utf8_valid(const char *s, size_t len)
 {
         const unsigned char *p = (const unsigned char *)s;
         const unsigned char *end = p + len;
-
         while (p < end) {
-                unsigned c = *p;
-                size_t n;
-                unsigned cp;
-                if (c == 0)
+                if (*p == 0)
                         return false;
-                if (c < 0x80) {
+                if (*p < 0x80) {
                         p++;
                         continue;
-                } else if (c >= 0xc2 && c <= 0xdf) {
-                        n = 1;
-                        cp = c & 0x1f;
-                } else if (c >= 0xe0 && c <= 0xef) {
-                        n = 2;
-                        cp = c & 0x0f;
-                } else if (c >= 0xf0 && c <= 0xf4) {
-                        n = 3;
-                        cp = c & 0x07;
-                } else {
-                        return false;
                 }
-                if ((size_t)(end - p) <= n)
+                size_t n = json_utf8_seq(p, end);
+                if (n == 0)
                         return false;
-                for (size_t i = 1; i <= n; i++) {
-                        if ((p[i] & 0xc0) != 0x80)
-                                return false;
-                        cp = (cp << 6) | (p[i] & 0x3f);
-                }
-                if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-                    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                        return false;
-                p += n + 1;
+                p += n;
         }
         return true;
 }

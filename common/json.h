@@ -14,6 +14,11 @@
  * nothing above U+10FFFF) and holds no NUL byte. */
 bool json_utf8_valid(const char *s, size_t len);
 
+/* Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80, end
+ * the end of the text), or 0: no overlongs, no surrogates, nothing above
+ * U+10FFFF. */
+size_t json_utf8_seq(const unsigned char *p, const unsigned char *end);
+
 /* Parses text[0..len) (need not be NUL-terminated). Returns a new tree,
  * free with yajl_tree_free(), or NULL with err set to SS_ERR_INVALID_UTF8
  * or SS_ERR_NOT_JSON. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../../common/csv.h"
+#include "../../common/json.h"
 #include "../../common/timefmt.h"
 
 const char event_csv_header[] =
@@ -224,38 +225,6 @@ static void skip_plain8(struct parser *ps)
         }
 }
 
-/* Length of the well-formed UTF-8 sequence at p (lead byte >= 0x80),
- * or 0: no overlongs, no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-        unsigned c = p[0];
-        size_t n;
-        unsigned cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-                n = 1;
-                cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-                n = 2;
-                cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-                n = 3;
-                cp = c & 0x07;
-        } else {
-                return 0;
-        }
-        if ((size_t)(end - p) <= n)
-                return 0;
-        for (size_t i = 1; i <= n; i++) {
-                if ((p[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = cp << 6 | (p[i] & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return n + 1;
-}
-
 /* Steps over one raw (unescaped) string byte or UTF-8 sequence. */
 static enum ss_err raw_char(struct parser *ps)
 {
@@ -266,8 +235,8 @@ static enum ss_err raw_char(struct parser *ps)
                 ps->s++;
                 return SS_OK;
         }
-        size_t n = utf8_seq((const unsigned char *)ps->s,
-                            (const unsigned char *)ps->end);
+        size_t n = json_utf8_seq((const unsigned char *)ps->s,
+                                 (const unsigned char *)ps->end);
         if (n == 0)
                 return ss_error_set(ps->err, SS_ERR_INVALID_UTF8,
                                     "text is not valid UTF-8 at byte %zu",
